@@ -274,6 +274,6 @@ def plot_features(feats, segments=(), labels=(), ax=None, title='', max_dims=64)
         for j, (a, b) in enumerate(np.asarray(segs).reshape(-1, 2)):
             ax.plot([a, b], [y, y], lw=4, color=f'C{k % 10}', solid_capstyle='butt', label=lab if j == 0 else None)
     ax.set_ylim(x.shape[0] + 3 + 3 * len(segments), 0); ax.set_xlabel('feature step'); ax.set_ylabel('channel')
-    if any(l is not None for l in labels): ax.legend(fontsize=7, loc='upper right')
+    if any(l is not None for l in labels): ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))
     ax.set_title(title, fontsize=9)
     return ax
