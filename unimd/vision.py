@@ -25,7 +25,7 @@ class MaskedConv1d(nn.Module):
 
     def forward(self, x, mask):
         out_mask = mask[:, ::self.stride]                                    # [B, T/s]
-        y = self.conv(x * mask[:, None].to(x.dtype))                         # [B, C_out, T/s]
+        y = self.conv(x.masked_fill(~mask[:, None], 0.))                     # [B, C_out, T/s]
         return y * out_mask[:, None].to(y.dtype), out_mask
 
 # %% ../nbs/11_vision.ipynb 9
