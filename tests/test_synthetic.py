@@ -98,3 +98,24 @@ def test_config_checks():
     assert len(w.classes) == 4 and w.features('syn00006').shape[1] == 16
     with pytest.raises(UniMDError, match="'nope'"): w.features('nope')
     assert isinstance(w.grid, FeatureGrid) and w.grid.dt == pytest.approx(1 / 3)
+
+
+def _charades_available():
+    from unimd.core import data_root
+    return (data_root() / 'charades' / 'Charades_v1_train.csv').exists() and (data_root() / 'charades_sta').exists()
+
+
+@pytest.mark.skipif(not _charades_available(), reason='needs the Charades annotations under $UNIMD_DATA')
+def test_world_from_real_charades_annotations():
+    from unimd.data import read_charades
+    from unimd.synthetic import make_world_from_charades
+    w = make_world_from_charades(max_videos=200)
+    st = world_stats(w.videos)
+    assert len(w.classes) == 157 and st['train'] == st['test'] == 200
+    real = read_charades('train')
+    vid = next(k for k, v in w.videos.items() if v.subset == 'train' and v.has_tad)
+    assert w.videos[vid].actions == real[vid].actions                     # real timings and labels
+    assert any(v.has_mr for v in w.videos.values())
+    assert w.source == 'charades'
+    np.testing.assert_array_equal(make_world_from_charades(max_videos=200).features(vid), w.features(vid))
+    with pytest.raises(UniMDError, match='synthetic vocabulary'): fig2_stats(w)
