@@ -9,12 +9,12 @@ import torch
 from .core import UniMDError
 
 # %% auto 0
-__all__ = ['overlap_decay', 'soft_nms', 'soft_nms_loop', 'score_voting', 'decode', 'decode_loop']
+__all__ = ['overlap_decay_', 'soft_nms', 'soft_nms_loop', 'score_voting', 'decode', 'decode_loop']
 
 # %% ../nbs/15_decode.ipynb 5
-def overlap_decay(iou, sigma: float, iou_threshold: float, method: str):
-    "Factor applied to a candidate's score for its IoU with the segment just kept."
-    if method == 'gaussian': return torch.exp(iou * iou / -sigma)
+def overlap_decay_(iou, sigma: float, iou_threshold: float, method: str):
+    "Factor applied to a candidate's score for its IoU with the segment just kept (Gaussian: computed in place of iou)."
+    if method == 'gaussian': return iou.square_().div_(-sigma).exp_()
     if method == 'linear': return torch.where(iou > iou_threshold, 1 - iou, torch.ones_like(iou))
     return torch.where(iou > iou_threshold, torch.zeros_like(iou), torch.ones_like(iou))
 
@@ -42,10 +42,12 @@ def soft_nms(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, m
     kept_idx = torch.full((Q, K), -1, dtype=torch.long, device=scores.device)           # [Q, K] -1: empty slot
     kept_score = scores.new_zeros(Q, K)                                                 # [Q, K]
     s = torch.where((scores > 0) & (scores >= min_score), scores, -1.)                  # [Q, N] working, -1: dead
-    a, b = segments[..., 0], segments[..., 1]                                           # [Q, N] each
-    idx = torch.arange(N, device=scores.device).expand(Q, N)                            # [Q, N] original index
+    a, b = segments[..., 0].contiguous(), segments[..., 1].contiguous()                 # [Q, N] starts, ends
+    ln, idx = b - a, torch.arange(N, device=scores.device).expand(Q, N)                 # [Q, N] lengths, original index
     for k in range(K):
-        if k % 16 == 0: s, a, b, idx = _compact(min_score, s, a, b, idx)
+        if k % 16 == 0:
+            s, a, b, ln, idx = _compact(min_score, s, a, b, ln, idx)
+            inter, union = torch.empty_like(s), torch.empty_like(s)                     # reused: no allocation per pick
         best, j = s.max(1)                                                              # [Q] top of each list
         live = (best > 0) & (best >= min_score)
         if not live.any(): break
@@ -53,9 +55,9 @@ def soft_nms(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, m
         kept_score[:, k] = torch.where(live, best, 0)
         s[rows, j] = -1.
         pa, pb = a[rows, j, None], b[rows, j, None]                                     # [Q, 1] the kept segment
-        inter = (torch.minimum(b, pb) - torch.maximum(a, pa)).clamp_(min=0)             # [Q, N]
-        iou = inter.div_(((b - a) + (pb - pa) - inter).clamp_(min=1e-12))              # [Q, N]
-        s.mul_(overlap_decay(iou, sigma, iou_threshold, method))
+        torch.minimum(b, pb, out=inter).sub_(torch.maximum(a, pa, out=union)).clamp_(min=0)   # [Q, N] overlap
+        torch.add(ln, pb - pa, out=union).sub_(inter).clamp_(min=1e-12)                 # [Q, N] union
+        s.mul_(overlap_decay_(inter.div_(union), sigma, iou_threshold, method))         # inter now holds the IoU
     kept = segments.gather(1, kept_idx.clamp(min=0)[..., None].expand(Q, K, 2))        # [Q, K, 2]
     return kept * (kept_idx >= 0)[..., None], kept_score, kept_idx
 
