@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_evaluate.ipynb 2
 from __future__ import annotations
-import argparse, json, math, sys
+import argparse, json, math
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -214,9 +214,10 @@ def frame_ap(labels, scores):
 def charades_map(gt, pred, n_frames=25):
     "Charades_v1_localize mAP (a fraction) over the classes that have positive frames."
     labels, scores, _ = frame_grid(gt, pred, n_frames)
+    if not labels.any(): raise UniMDError('no sampled frame is covered by a ground-truth segment: the frame mAP is undefined')
     return float(np.nanmean(frame_ap(labels, scores)))
 
-# %% ../nbs/05_evaluate.ipynb 40
+# %% ../nbs/05_evaluate.ipynb 41
 def mr_columns(gt, pred, top=None):
     "Flatten MR windows: GT (query [M], seg [M, 2]) and predictions (query [N], seg [N, 2], score [N], rank [N])."
     qidx = {q: i for i, q in enumerate(gt)}
@@ -256,7 +257,7 @@ def mr_map(gt, pred, thresholds=MR_MAP_THRESHOLDS, top=10):
     ap = interpolated_ap(tp, pq, pscore, np.bincount(gq, minlength=len(gt)))  # [T, Q]
     return float(ap.mean()) if len(gt) else 0.0
 
-# %% ../nbs/05_evaluate.ipynb 46
+# %% ../nbs/05_evaluate.ipynb 47
 def _key(t): return f'{round(float(t), 2):g}'
 
 def as_tad_table(x, gt=False):
@@ -299,7 +300,7 @@ def evaluate_mr(gt, pred, benchmark='charades-sta'):
     res = {f'R{k}@{_key(t)}': 100 * float(r[i, j]) for i, k in enumerate((1, 5)) for j, t in enumerate(ts)}
     return {**res, 'mIoU': 100 * mr_miou(gt, pred), 'mAP': 100 * mr_map(gt, pred)}
 
-# %% ../nbs/05_evaluate.ipynb 49
+# %% ../nbs/05_evaluate.ipynb 50
 def pr_curve(gt, pred, label, threshold=0.5):
     "Raw precision and recall [N] after each prediction of class `label` (score order) and its AP at `threshold`."
     gt_c = tad_table(r for r in zip(gt.vids, gt.labels, *gt.segments.T, gt.scores) if r[1] == label)
@@ -324,7 +325,7 @@ def plot_pr_curve(gt, pred, label, threshold=0.5, ax=None):
     ax.legend(fontsize=8, loc='lower left')
     return ax
 
-# %% ../nbs/05_evaluate.ipynb 52
+# %% ../nbs/05_evaluate.ipynb 53
 def _read_json(path):
     try: text = Path(path).read_text()
     except OSError as e: raise UniMDError(f'{path}: cannot read it ({e.strerror})') from None
@@ -412,7 +413,7 @@ def read_mr_pred(path):
     "MR predictions JSONL as `{qid: windows [m, 3]}` (start, end, score)."
     return _read_mr(path, 'pred_relevant_windows', 3)
 
-# %% ../nbs/05_evaluate.ipynb 55
+# %% ../nbs/05_evaluate.ipynb 56
 class _Parser(argparse.ArgumentParser):
     "argparse that raises `UniMDError` (one line, exit code 2 from `unimd`) instead of printing usage and exiting."
     def error(self, message): raise UniMDError(f'{self.prog}: {message}')
