@@ -416,7 +416,9 @@ def read_mr_pred(path):
 # %% ../nbs/05_evaluate.ipynb 56
 class _Parser(argparse.ArgumentParser):
     "argparse that raises `UniMDError` (one line, exit code 2 from `unimd`) instead of printing usage and exiting."
-    def error(self, message): raise UniMDError(f'{self.prog}: {message}')
+    def error(self, message):
+        sub = self.prog.removeprefix('unimd evaluate').strip()    # 'tad' or 'mr' inside a sub-command, else ''
+        raise UniMDError(f'{sub}: {message}' if sub else message)
 
 def evaluate_parser():
     "The argument parser of `unimd evaluate`."
