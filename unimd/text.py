@@ -27,11 +27,11 @@ class EmbeddingCache:
         self.path = Path(path)
         self.mem = self._read()
 
-    def _read(self):
+    def _read(self, quiet=False):
         if not self.path.exists(): return {}
         try: d = torch.load(self.path, weights_only=True)
         except Exception as e:  # a damaged cache is rebuilt, never fatal
-            warnings.warn(f'ignoring unreadable embedding cache {self.path} ({e}); it will be rewritten')
+            if not quiet: warnings.warn(f'ignoring unreadable embedding cache {self.path} ({type(e).__name__}); it will be rewritten')
             return {}
         return dict(zip(d['texts'], d['emb']))
 
@@ -41,7 +41,7 @@ class EmbeddingCache:
 
     def update(self, new: dict):
         "Add `{text: embedding}` and write the file (merged with entries other processes added since we read it)."
-        self.mem = {**self._read(), **self.mem, **new}
+        self.mem = {**self._read(quiet=True), **self.mem, **new}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f'{self.path.name}.{os.getpid()}.tmp')
         texts = list(self.mem)
