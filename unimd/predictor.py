@@ -240,7 +240,7 @@ def plot_detections(df: pd.DataFrame, duration: float, video: Video | None = Non
             yy = y - 0.38 + (r.rank - 0.5) * h
             ax.barh(yy, max(r.end - r.start, 0.05), left=r.start, height=h * 0.85, color='C0' if task == TAD else 'C1',
                     alpha=max(0.9 * 0.7 ** (r.rank - 1), 0.15))
-            ax.text(r.end, yy, f' {r.score:.2f}', fontsize=6, va='center')
+            ax.text(r.end, yy, f' {r.score:.2g}', fontsize=6, va='center')
         if video is not None:
             for s, e in ground_truth(video, Query(text, task, text if task == TAD else '')):
                 ax.barh(y, e - s, left=s, height=0.86, fill=False, edgecolor='k', linewidth=1.2)
