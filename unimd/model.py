@@ -14,13 +14,13 @@ import torch.nn.functional as F
 import yaml
 from .core import Batch, Moment, UniMDError
 from .vision import VisionEncoder, n_params
-from .heads import ClsHead, RegHead
+from .heads import ClsHead, RegHead, max_rel_err
 from .assign import make_points, assign_targets
 from .losses import UniMDLoss
 
 # %% auto 0
 __all__ = ['TEXT_DIMS', 'ModelConfig', 'Outputs', 'check_batch', 'UniMD', 'moments_in_seconds', 'random_batch', 'grads_of',
-           'max_rel_err', 'grad_err', 'param_table']
+           'grad_err', 'param_table']
 
 # %% ../nbs/16_model.ipynb 5
 TEXT_DIMS = {'clip': 512, 'clip-random': 512, 'minilm': 384}   # the encoders of unimd.text and their widths
@@ -220,10 +220,6 @@ def grads_of(model, batch):
     losses = model.loss(out, batch)
     losses['total'].backward()
     return out, losses, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-def max_rel_err(a, b):
-    "Largest absolute difference of two tensors, relative to the largest magnitude of `b`."
-    return ((a - b).abs().max() / b.abs().max().clamp(min=1e-30)).item()
 
 def grad_err(g1: dict, g2: dict):
     "Largest gradient difference over all parameters, relative to the largest gradient of the model."
