@@ -13,25 +13,22 @@ from .core import TAD, MR, UniMDError, Moment, Query, Video, Batch, segment_iou
 from .features import FeatureGrid, load_features, round_up, FEATURE_EXTS
 from .model import UniMD, Outputs
 from .assign import make_points
-from .train import Config, load_checkpoint, update_config, get_encoder
+from .train import Config, load_checkpoint, update_config, get_encoder, data_grid
 
 # %% auto 0
-__all__ = ['COLUMNS', 'checkpoint_config', 'config_grid', 'load_model', 'encode_pyramid', 'heads', 'plan_windows',
-           'window_shares', 'dedup', 'parse_queries', 'features_duration', 'Predictor', 'encode', 'detect',
-           'ground_truth', 'plot_detections', 'plot', 'atomic_write', 'timeline_png', 'predict_parser', 'cli_predict']
+__all__ = ['COLUMNS', 'checkpoint_config', 'load_model', 'encode_pyramid', 'heads', 'plan_windows', 'window_shares', 'dedup',
+           'parse_queries', 'features_duration', 'Predictor', 'encode', 'detect', 'ground_truth', 'plot_detections',
+           'plot', 'atomic_write', 'timeline_png', 'predict_parser', 'cli_predict']
 
 # %% ../nbs/31_predictor.ipynb 7
 def checkpoint_config(ck: dict, path='checkpoint') -> Config:
     "The training Config stored in a checkpoint."
     return update_config(Config(), ck['config'], f'{path} (its stored config)')
 
-def config_grid(cfg: Config) -> FeatureGrid:
-    "The feature grid the model of `cfg` was trained on."
-    d = cfg.data
-    return d.synthetic.grid if d.dataset == 'synthetic' else FeatureGrid(d.fps, d.feat_stride, d.frames_per_clip)
-
 def load_model(path, weights='ema', device='cpu'):
-    "(UniMD in eval mode, its Config, its TAD class names) from a checkpoint written by `unimd train`."
+    "(UniMD in eval mode, its Config, its TAD class names) from a checkpoint written by `unimd train` (or its run folder)."
+    path = Path(path)
+    path = path / 'checkpoint.pt' if path.is_dir() else path
     ck = load_checkpoint(path)
     cfg = checkpoint_config(ck, path)
     if weights not in ('ema', 'model'): raise UniMDError(f"weights must be 'ema' or 'model', got {weights!r}")
@@ -121,7 +118,7 @@ class Predictor:
     def from_checkpoint(cls, path, device=None, weights='ema', **kwargs):
         "A Predictor from a checkpoint written by `unimd train` (EMA weights, its grid, text encoder and classes)."
         model, cfg, classes = load_model(path, weights)
-        return cls(model, get_encoder(cfg.model), config_grid(cfg), classes, device=device, source=str(path), **kwargs)
+        return cls(model, get_encoder(cfg.model), data_grid(cfg.data), classes, device=device, source=str(path), **kwargs)
 
     @property
     def feat_dim(self): return self.model.cfg.feat_dim
