@@ -17,6 +17,9 @@ COMMANDS = {
     'evaluate': ('unimd.evaluate', 'score TAD or MR predictions with the official-equivalent metrics'),
     'train':    ('unimd.train', 'train a UniMD model from a config'),
     'detect':   ('unimd.train', 'detect moments for text queries in a feature file with a trained checkpoint'),
+    'extract':  ('unimd.extract', 'CLIP image features of video files, one .npy [T, D] per video (for training and prediction)'),
+    'predict':  ('unimd.predictor', 'ranked moments for class names and sentences in one video or feature file'),
+    'app':      ('unimd.app', 'a local web page to try a checkpoint on your videos and queries'),
 }
 
 def usage():
