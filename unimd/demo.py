@@ -92,7 +92,7 @@ def save_report(df, out):
     ax.figure.savefig(out / 'demo_results.png', dpi=120, bbox_inches='tight'); plt.close(ax.figure)
     return csv_path, out / 'demo_results.png'
 
-# %% ../nbs/22_demo.ipynb 18
+# %% ../nbs/22_demo.ipynb 20
 def cli_demo(argv=None) -> int:
     "unimd demo [--quick] [--out DIR]: the SYNTHETIC comparison of dedicated and co-trained models."
     p = argparse.ArgumentParser(prog='unimd demo', description='Train dedicated TAD, dedicated MR and synchronized '

@@ -23,7 +23,8 @@ __all__ = ['RESUME_SAFE', 'BENCHMARKS', 'TrainConfig', 'DataConfig', 'Config', '
            'EMA', 'code_version', 'save_checkpoint', 'load_checkpoint', 'flatten', 'check_same_config', 'unwrap',
            'train_step', 'phases', 'phase_tasks', 'predict', 'score', 'write_predictions', 'Env', 'setup_env',
            'barrier', 'wrap_ddp', 'load_splits', 'build_model', 'Logger', 'run_state', 'resume', 'train', 'finish',
-           'train_parser', 'format_metrics', 'cli_train', 'data_grid', 'load_trained', 'detect_moments', 'cli_detect']
+           'train_parser', 'format_metrics', 'cli_train', 'data_grid', 'load_trained', 'detect_moments', 'cli_detect',
+           'time_loader', 'time_steps']
 
 # %% ../nbs/21_train.ipynb 5
 @dataclass
@@ -506,19 +507,18 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
         sched, step = make_schedule(opt, tc, n), 0
         if ck and phase == at[0]: opt.load_state_dict(ck['opt']); sched.load_state_dict(ck['sched']); step = at[1]
         net = wrap_ddp(model, env)
-        save = lambda: env.main and save_checkpoint(run_state(cfg, phase, step, model, ema, opt, sched, history, tr.classes),
-                                                    out / 'checkpoint.pt')
+        def save():
+            if env.main: save_checkpoint(run_state(cfg, phase, step, model, ema, opt, sched, history, tr.classes), out / 'checkpoint.pt')
+        bar = tqdm(total=tc.stop_epoch * n, initial=step, desc=name, unit='step', leave=False, disable=not (progress and env.main))
         while step < tc.stop_epoch * n:
             epoch, skip = divmod(step, n)
             sampler.set_epoch(epoch); ds.epoch = epoch; model.train()
-            bar = tqdm(make_loader(ds, sampler.iterations()[skip:], text, tc.num_workers), total=n, initial=skip, leave=False,
-                       desc=f'{name} epoch {epoch + 1}/{tc.stop_epoch}', disable=not (progress and env.main))
-            for batch in bar:
+            for batch in make_loader(ds, sampler.iterations()[skip:], text, tc.num_workers):
                 t = time.time()
                 row = train_step(net, batch.to(env.device), opt, sched, ema, tc)
                 step, n_steps = step + 1, n_steps + 1
                 if log: log.write(phase=phase, epoch=epoch + 1, step=step, sec=round(time.time() - t, 4), **row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
+                bar.update(); bar.set_postfix(epoch=f'{epoch + 1}/{tc.stop_epoch}', loss=f"{row['loss']:.3f}", refresh=False)
                 if n_steps == stop_after: break
             done, complete = step // n, step % n == 0
             if complete and env.main and (done in tc.eval_epochs or done == tc.stop_epoch):
@@ -528,10 +528,14 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
             if (complete and (done % tc.ckpt_every == 0 or done == tc.stop_epoch)) or n_steps == stop_after: save()
             barrier(env)
             if n_steps == stop_after:
+                bar.close()
                 if log: log.close()
                 return {'stopped': (phase, step)}
+        bar.close()
     if log: log.close()
-    return finish(cfg, out, history, env)
+    res = finish(cfg, out, history, env)
+    if env.world > 1: torch.distributed.destroy_process_group()
+    return res
 
 def finish(cfg, out, history, env) -> dict:
     "Write metrics.json: the final evaluation, every evaluation, the config and the code version."
@@ -541,7 +545,7 @@ def finish(cfg, out, history, env) -> dict:
         atomic_write(Path(out) / 'metrics.json', json.dumps(res, indent=1))
     return res
 
-# %% ../nbs/21_train.ipynb 41
+# %% ../nbs/21_train.ipynb 46
 def train_parser():
     p = argparse.ArgumentParser(prog='unimd train', description='Train UniMD: dedicated, pre-train/fine-tune or co-training.')
     p.add_argument('--config', required=True, help="configs/NAME.yaml by name (ego4d, charades, anet, synthetic) or a path")
@@ -563,10 +567,11 @@ def cli_train(argv=None) -> int:
     if a.threads: torch.set_num_threads(a.threads)
     sets = a.set + [f'train.{k}={getattr(a, k)}' for k in ('mode', 'sampler') if getattr(a, k)]
     res = train(load_config(a.config, sets), a.out, progress=not a.no_progress)
-    print(f"final metrics (percent), written to {Path(a.out) / 'metrics.json'}:\n{format_metrics(res['final'])}")
+    if int(os.environ.get('RANK', 0)) == 0:
+        print(f"final metrics (percent), written to {Path(a.out) / 'metrics.json'}:\n{format_metrics(res['final'])}")
     return 0
 
-# %% ../nbs/21_train.ipynb 42
+# %% ../nbs/21_train.ipynb 47
 def data_grid(dc: DataConfig) -> FeatureGrid:
     "The feature grid of the configured dataset."
     return dc.synthetic.grid if dc.dataset == 'synthetic' else FeatureGrid(dc.fps, dc.feat_stride, dc.frames_per_clip)
@@ -612,3 +617,29 @@ def cli_detect(argv=None) -> int:
         best = sorted(((m, c) for c, ms in res.items() for m in ms), key=lambda x: -x[0].score)[:a.top]
         for i, (m, c) in enumerate(best, 1): print(f'{i}. {m.start:8.2f} s - {m.end:8.2f} s   score {m.score:.3f}   {c}')
     return 0
+
+# %% ../nbs/21_train.ipynb 49
+def _sync(device):
+    if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
+
+def time_loader(ds, iterations, text, num_workers=0) -> tuple:
+    "(seconds, batches) to load and collate `iterations` with a DataLoader."
+    t = time.perf_counter()
+    batches = list(make_loader(ds, iterations, text, num_workers))
+    return time.perf_counter() - t, batches
+
+def time_steps(model, batches, tc: TrainConfig, warmup=2) -> dict:
+    "Optimisation steps on ready batches: seconds per step, videos per second and peak device memory (GiB)."
+    dev = next(model.parameters()).device
+    opt, ema = make_optimizer(model, tc), EMA(model, tc.ema_decay)
+    sched = make_schedule(opt, tc, len(batches))
+    model.train()
+    batches = [b.to(dev) for b in batches]
+    for b in batches[:warmup]: train_step(model, b, opt, sched, ema, tc)
+    if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(dev)
+    _sync(dev); t = time.perf_counter()
+    for b in batches[warmup:]: train_step(model, b, opt, sched, ema, tc)
+    _sync(dev); dt = time.perf_counter() - t
+    n, videos = len(batches) - warmup, sum(len(b.vids) for b in batches[warmup:])
+    return {'step_s': dt / n, 'videos_per_s': videos / dt,
+            'peak_gib': torch.cuda.max_memory_allocated(dev) / 2 ** 30 if dev.type == 'cuda' else float('nan')}
