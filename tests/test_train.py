@@ -192,3 +192,18 @@ def test_detect_prints_ranked_moments(run, tmp_path):
     assert lines[0].startswith('query: ') and len(lines) == 4
     scores = [float(l.split('score')[1]) for l in lines[1:]]
     assert scores == sorted(scores, reverse=True)
+
+def test_tasks_are_decoded_apart():
+    "The per-video cap on detections must not let the class queries crowd out the sentences, or the reverse."
+    cfg = tiny('model.max_seg=5')
+    tr, te = load_splits(cfg.data)
+    text = FrozenText(get_encoder(cfg.model), [*tr.classes, *(s.text for v in te.videos.values() for s in v.sentences)])
+    torch.manual_seed(0)
+    model = build_model(cfg, tr, text)
+    both = predict(model, te, text)
+    flat = lambda p: np.array([(m.start, m.end, m.score) for v in sorted(p) for q in sorted(p[v]) for m in p[v][q]])
+    for task in (TAD, MR):                                       # as if the other task were not there (up to float noise)
+        alone = predict(model, te, text, (task,))[task]
+        assert {v: list(q) for v, q in both[task].items()} == {v: list(q) for v, q in alone.items()}
+        np.testing.assert_allclose(flat(both[task]), flat(alone), atol=1e-4)
+    assert all(sum(map(len, q.values())) == 5 for q in both[MR].values())   # each task fills its own cap

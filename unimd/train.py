@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from .core import TAD, MR, TASKS, UniMDError, Moment
-from .sampler import make_sampler, video_tasks, keep_fraction, only_task
-from .features import FeatureGrid, VideoItem, collate, load_features, feature_file, FEATURE_EXTS, HashTextEncoder
+from .core import TAD, MR, TASKS, UniMDError
+from .sampler import make_sampler, video_tasks, keep_fraction
+from .features import FeatureGrid, VideoItem, collate, load_features, FEATURE_EXTS, HashTextEncoder
 from .synthetic import SyntheticConfig, make_world
 from .model import ModelConfig, UniMD
 
@@ -369,9 +369,13 @@ def predict(model, split: Split, text, tasks=TASKS, batch_size=4, amp=True, prog
         items = [VideoItem.from_video(split.videos[v], split.features(v), split.grid, split.classes, tasks) for v in chunk]
         batch = collate(items, text).to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp and dev.type == 'cuda'):
-            dets = model.detect(model(batch), batch)
-        for it, d in zip(items, dets):
-            for q in it.queries: preds[q.task].setdefault(it.vid, {})[q.qid] = list(d.get(q.qid, []))
+            out = model(batch)
+        for k, task in enumerate(TASKS):  # decode each task apart: the per-video cap on detections then applies per task
+            if task not in tasks: continue
+            dets = model.detect(out, dataclasses.replace(batch, qmask=batch.qmask & (batch.qtask == k)))
+            for it, d in zip(items, dets):
+                for q in it.queries:
+                    if q.task == task: preds[task].setdefault(it.vid, {})[q.qid] = list(d.get(q.qid, []))
     return preds
 
 def score(split: Split, preds: dict, dataset='synthetic') -> dict:
