@@ -174,12 +174,17 @@ class UniMD(nn.Module):
 
     @torch.no_grad()
     def detect(self, out: Outputs, batch: Batch) -> list:
-        "Per video, `{query id: [Moment]}` in seconds: decoding, Soft-NMS (15_decode), then the batch's time grid."
+        "Per video, `{query id: [Moment]}` in seconds: decoding and Soft-NMS (15_decode) per task, then the batch's time grid."
         from unimd.decode import decode
-        c = self.cfg
-        dets = decode(out.cls_logits.float(), out.reg.float(), out.points, out.pmask, batch.qmask, score_thresh=c.score_thresh,
-                      pre_nms_topk=c.pre_nms_topk, sigma=c.nms_sigma, max_seg=c.max_seg, voting_thresh=c.voting_thresh)
-        return [{qid: moments_in_seconds(d, batch, b) for qid, d in zip(batch.qids[b], dets[b])} for b in range(len(dets))]
+        c, res = self.cfg, [{} for _ in batch.vids]
+        for k in (0, 1):  # TAD, then MR: each task gets its own per-video cap, or 110-200 class names crowd out the sentences
+            qmask = batch.qmask & (batch.qtask == k)                                    # [B, Q]
+            if not qmask.any(): continue
+            dets = decode(out.cls_logits.float(), out.reg.float(), out.points, out.pmask, qmask, score_thresh=c.score_thresh,
+                          pre_nms_topk=c.pre_nms_topk, sigma=c.nms_sigma, max_seg=c.max_seg, voting_thresh=c.voting_thresh)
+            for b, r in enumerate(res):
+                r.update({q: moments_in_seconds(d, batch, b) for q, d, ok in zip(batch.qids[b], dets[b], qmask[b].tolist()) if ok})
+        return res
 
 # %% ../nbs/16_model.ipynb 14
 def moments_in_seconds(det, batch: Batch, b: int) -> list:

@@ -21,10 +21,10 @@ __all__ = ['RESUME_SAFE', 'BENCHMARKS', 'TrainConfig', 'DataConfig', 'Config', '
            'find_config', 'load_config', 'config_dict', 'Split', 'missing_features', 'load_split', 'get_encoder',
            'FrozenText', 'split_texts', 'TrainSet', 'make_loader', 'make_optimizer', 'lr_factor', 'make_schedule',
            'EMA', 'code_version', 'save_checkpoint', 'load_checkpoint', 'flatten', 'check_same_config', 'unwrap',
-           'train_step', 'phases', 'phase_tasks', 'detect_by_task', 'predict', 'score', 'write_predictions', 'Env',
-           'setup_env', 'barrier', 'wrap_ddp', 'load_splits', 'build_model', 'Logger', 'run_state', 'resume', 'train',
-           'finish', 'train_parser', 'format_metrics', 'cli_train', 'data_grid', 'load_trained', 'detect_moments',
-           'cli_detect', 'time_loader', 'time_steps']
+           'train_step', 'phases', 'phase_tasks', 'predict', 'score', 'write_predictions', 'Env', 'setup_env',
+           'barrier', 'wrap_ddp', 'load_splits', 'build_model', 'Logger', 'run_state', 'resume', 'train', 'finish',
+           'train_parser', 'format_metrics', 'cli_train', 'data_grid', 'load_trained', 'detect_moments', 'cli_detect',
+           'time_loader', 'time_steps']
 
 # %% ../nbs/21_train.ipynb 5
 @dataclass
@@ -356,16 +356,6 @@ def phase_tasks(name) -> tuple:
 
 def _chunks(xs, n): return [xs[i:i + n] for i in range(0, len(xs), n)]
 
-def detect_by_task(model, out, batch) -> list:
-    "`model.detect` with TAD and MR queries decoded apart (each task gets its own per-video cap) -> one {qid: [Moment]} per video."
-    res = [{} for _ in batch.vids]
-    for k in range(len(TASKS)):                      # qtask: 0 = TAD, 1 = MR
-        sub = dataclasses.replace(batch, qmask=batch.qmask & (batch.qtask == k))
-        if not sub.qmask.any(): continue
-        for r, d, qids, keep in zip(res, model.detect(out, sub), batch.qids, sub.qmask.tolist()):
-            r.update({q: d[q] for q, ok in zip(qids, keep) if ok})
-    return res
-
 @torch.no_grad()
 def predict(model, split: Split, text, tasks=TASKS, batch_size=4, amp=True, progress=False) -> dict:
     "Detections for every test video and query of `tasks`: {task: {vid: {qid: [Moment]}}}."
@@ -379,7 +369,7 @@ def predict(model, split: Split, text, tasks=TASKS, batch_size=4, amp=True, prog
         items = [VideoItem.from_video(split.videos[v], split.features(v), split.grid, split.classes, tasks) for v in chunk]
         batch = collate(items, text).to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp and dev.type == 'cuda'):
-            dets = detect_by_task(model, model(batch), batch)
+            dets = model.detect(model(batch), batch)
         for it, d in zip(items, dets):
             for q in it.queries: preds[q.task].setdefault(it.vid, {})[q.qid] = list(d.get(q.qid, []))
     return preds
@@ -603,7 +593,7 @@ def detect_moments(model, cfg, classes, feats, queries=(), duration=None, vid='v
     qs = [Query(q, MR, f'q{i}') for i, q in enumerate(queries)] or [Query(c, TAD, c) for c in classes]
     item = VideoItem(vid, feats, grid, duration, qs, [np.zeros((0, 2))] * len(qs))
     batch = collate([item], get_encoder(cfg.model))
-    with torch.no_grad(): dets = detect_by_task(model, model(batch), batch)[0]
+    with torch.no_grad(): dets = model.detect(model(batch), batch)[0]
     return {q.text: sorted(dets.get(q.qid, []), key=lambda m: -m.score) for q in qs}
 
 def cli_detect(argv=None) -> int:
