@@ -20,6 +20,7 @@ COMMANDS = {
     'extract':  ('unimd.extract', 'CLIP image features of video files, one .npy [T, D] per video (for training and prediction)'),
     'predict':  ('unimd.predictor', 'ranked moments for class names and sentences in one video or feature file'),
     'app':      ('unimd.app', 'a local web page to try a checkpoint on your videos and queries'),
+    'check':    ('unimd.check', 'check a downloaded feature folder (ids, shapes, widths, lengths, NaNs) before training'),
 }
 
 def usage():
