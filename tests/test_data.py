@@ -2,7 +2,7 @@
 import json, os, subprocess
 from pathlib import Path
 import pytest
-from unimd.core import UniMDError, Action, Sentence, Video, Moment, MR
+from unimd.core import UniMDError, Action, Sentence, Video, Moment, MR, atomic_file
 from unimd.data import *
 from unimd.stats import dataset_stats
 
@@ -256,8 +256,11 @@ def test_writer_round_trips(tmp_path):
     assert pj['annotations'][0] == {'segment': [0.5, 5.0], 'label': 'sit', 'score': 0.9}
     assert sorted(p.name for p in tmp_path.iterdir()) == ['gt.json', 'gt.jsonl', 'p.json', 'p.jsonl', 'pgt.json']
 
-def test_atomic_write_leaves_old_file_on_failure(tmp_path):
-    f = atomic_write(tmp_path / 'out.json', '{"old": 1}')
-    with pytest.raises(TypeError): atomic_write(f, None)         # the write itself fails
+def test_atomic_file_leaves_old_file_on_failure(tmp_path):
+    f = tmp_path / 'out.json'
+    with atomic_file(f, 'w') as fh: fh.write('{"old": 1}')
+    with pytest.raises(TypeError):
+        with atomic_file(f, 'w') as fh: fh.write(None)          # the write itself fails
     assert f.read_text() == '{"old": 1}' and [p.name for p in tmp_path.iterdir()] == ['out.json']
-    assert atomic_write(tmp_path / 'new' / 'dir' / 'x.txt', 'hi').read_text() == 'hi'
+    with atomic_file(tmp_path / 'new' / 'dir' / 'x.txt', 'w') as fh: fh.write('hi')
+    assert (tmp_path / 'new' / 'dir' / 'x.txt').read_text() == 'hi'

@@ -8,7 +8,7 @@ import argparse, base64, html, io, json, os, re, shutil, sys, tempfile, threadin
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse, parse_qs
-from .core import UniMDError
+from .core import UniMDError, atomic_file
 from .features import FEATURE_EXTS
 from .predictor import Predictor, plot_detections
 
@@ -75,17 +75,12 @@ def save_upload(self, name, stream, length: int) -> str:
     if length > self.max_upload:
         raise UniMDError(f"{name} is {length / 2**20:.0f} MB, over the {self.max_upload / 2**20:.0f} MB limit: put it in the "
                          f"--data folder instead, or restart with a larger --max-upload-mb")
-    fd, tmp = tempfile.mkstemp(dir=self.upload_dir, prefix='.up.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            left = length
-            while left:
-                chunk = stream.read(min(left, 1 << 20))
-                if not chunk: raise UniMDError(f"upload of {name} stopped after {length - left} of {length} bytes: try again")
-                f.write(chunk); left -= len(chunk)
-        os.replace(tmp, self.upload_dir / name)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
+    with atomic_file(self.upload_dir / name) as f:   # an interrupted upload leaves no partial file
+        left = length
+        while left:
+            chunk = stream.read(min(left, 1 << 20))
+            if not chunk: raise UniMDError(f"upload of {name} stopped after {length - left} of {length} bytes: try again")
+            f.write(chunk); left -= len(chunk)
     with self.lock: self.cache = {k: v for k, v in self.cache.items() if k[0] != str(self.upload_dir / name)}
     return UPLOAD + name
 

@@ -4,11 +4,11 @@
 
 # %% ../nbs/01_data.ipynb 2
 from __future__ import annotations
-import collections, csv, json, os, tempfile
+import collections, csv, json, os
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
-from .core import TAD, MR, UniMDError, Action, Sentence, Video, Moment, data_root
+from .core import TAD, MR, UniMDError, Action, Sentence, Video, Moment, data_root, atomic_file
 
 # %% auto 0
 __all__ = ['SOURCES', 'ANET_SPLITS', 'ANET_CAPTION_FILES', 'EGO4D_SPLITS', 'QVH_FILES', 'find_file', 'fix_segment', 'load_json',
@@ -329,16 +329,13 @@ def read_qvhighlights(split, root=None):
 
 # %% ../nbs/01_data.ipynb 49
 def atomic_write(path, text):
-    "Write `text` to `path` via a temporary file in the same folder and a rename: never half a file."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f: f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
+    "Write `text` to `path` with `atomic_file`; returns the path (kept for unimd.ablation: new code uses `atomic_file`)."
+    with atomic_file(path, 'w') as f: f.write(text)
+    return Path(path)
+
+def _write_lines(lines, path):
+    with atomic_file(path, 'w') as f: f.writelines(l + '\n' for l in lines)
+    return Path(path)
 
 def _ranked(moments):
     return sorted(moments, key=lambda m: -m.score)
@@ -354,27 +351,29 @@ def write_tad_json(videos_or_preds, path):
             db[vid] = {'subset': 'prediction', 'duration': None,
                        'annotations': [{'segment': [m.start, m.end], 'label': lab, 'score': m.score}
                                        for lab, ms in v.items() for m in _ranked(ms)]}
-    return atomic_write(path, json.dumps({'database': db}))
+    with atomic_file(path, 'w') as f: json.dump({'database': db}, f)
+    return Path(path)
 
 def write_mr_jsonl(videos, path):
     "MR ground truth JSONL, one line per sentence: qid, query, vid, duration, relevant_windows."
     lines = [json.dumps({'qid': s.qid, 'query': s.text, 'vid': vid, 'duration': v.duration,
                          'relevant_windows': [list(w) for w in s.windows]})
              for vid, v in videos.items() for s in v.sentences]
-    return atomic_write(path, ''.join(l + '\n' for l in lines))
+    return _write_lines(lines, path)
 
 def write_tad_predictions(preds, path):
     "TAD predictions {vid: {label: [Moment]}} -> `{\"results\": {vid: [{segment, label, score}]}}`, best first."
     res = {vid: sorted(({'segment': [m.start, m.end], 'label': lab, 'score': m.score} for lab, ms in q.items() for m in ms),
                        key=lambda r: -r['score'])
            for vid, q in preds.items()}
-    return atomic_write(path, json.dumps({'results': res}))
+    with atomic_file(path, 'w') as f: json.dump({'results': res}, f)
+    return Path(path)
 
 def write_mr_predictions(preds, path):
     "MR predictions {vid: {qid: [Moment]}} -> JSONL `{qid, vid, pred_relevant_windows: [[s, e, score], ...]}`, best first."
     lines = [json.dumps({'qid': qid, 'vid': vid, 'pred_relevant_windows': [[m.start, m.end, m.score] for m in _ranked(ms)]})
              for vid, q in preds.items() for qid, ms in q.items()]
-    return atomic_write(path, ''.join(l + '\n' for l in lines))
+    return _write_lines(lines, path)
 
 # %% ../nbs/01_data.ipynb 51
 def read_tad_json(path):

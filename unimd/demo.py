@@ -8,7 +8,7 @@ import argparse, json, os, sys, time
 from pathlib import Path
 import numpy as np
 import torch
-from .core import TAD, MR, TASKS, UniMDError, Moment
+from .core import TAD, MR, TASKS, UniMDError, Moment, atomic_file
 from .synthetic import make_world
 from .train import Config, load_config, update_config, train, load_splits, score
 
@@ -85,9 +85,9 @@ def plot_demo(df, ax=None):
 def save_report(df, out):
     "demo_results.csv and demo_results.png in `out` -> their paths."
     import matplotlib.pyplot as plt
-    from unimd.data import atomic_write
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    csv_path = atomic_write(out / 'demo_results.csv', f'# {TITLE}\n' + df.to_csv())
+    csv_path = out / 'demo_results.csv'
+    with atomic_file(csv_path, 'w') as f: f.write(f'# {TITLE}\n' + df.to_csv())
     ax = plot_demo(df)
     ax.figure.savefig(out / 'demo_results.png', dpi=120, bbox_inches='tight'); plt.close(ax.figure)
     return csv_path, out / 'demo_results.png'

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import UniMDError
+from .core import UniMDError, atomic_file
 from .features import FeatureGrid, save_features, load_features
 from .text import ClipTextEncoder, hf_hub_cache
 
@@ -216,13 +216,7 @@ def write_feature_meta(folder, meta):
     "Record `meta` in folder/features.json (atomically), unless the folder holds features of another kind."
     folder = Path(folder)
     if check_feature_meta(folder, meta) is not None: return folder / META_FILE
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.features.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f: json.dump(meta, f, indent=1)
-        os.replace(tmp, folder / META_FILE)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
+    with atomic_file(folder / META_FILE, 'w') as f: json.dump(meta, f, indent=1)
     return folder / META_FILE
 
 # %% ../nbs/30_extract.ipynb 32

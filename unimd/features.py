@@ -4,12 +4,12 @@
 
 # %% ../nbs/03_features.ipynb 2
 from __future__ import annotations
-import os, re, tempfile, zlib
+import re, zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 import torch
-from .core import TAD, MR, UniMDError, Query, Video, Batch
+from .core import TAD, MR, UniMDError, Query, Video, Batch, atomic_file
 
 # %% auto 0
 __all__ = ['FEATURE_EXTS', 'FeatureGrid', 'feature_file', 'check_features', 'load_features', 'save_features', 'resample',
@@ -104,19 +104,13 @@ def load_features(folder, vid):
 def save_features(folder, vid, x, fmt='npy'):
     "Write features [T, D] of `vid` as folder/vid.<fmt> (npy, pt or h5) atomically; returns the path."
     if fmt not in ('npy', 'pt', 'h5'): raise UniMDError(f"unknown feature format {fmt!r}: use npy, pt or h5")
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    x, path = np.asarray(x, dtype=np.float32), folder / f'{vid}.{fmt}'
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{vid}.', suffix='.tmp'); os.close(fd)
-    try:
-        if fmt == 'npy':
-            with open(tmp, 'wb') as f: np.save(f, x)
-        elif fmt == 'pt': torch.save(torch.from_numpy(x), tmp)
+    x, path = np.asarray(x, dtype=np.float32), Path(folder) / f'{vid}.{fmt}'
+    with atomic_file(path) as f:
+        if fmt == 'npy': np.save(f, x)
+        elif fmt == 'pt': torch.save(torch.from_numpy(x), f)
         else:
             import h5py
-            with h5py.File(tmp, 'w') as f: f.create_dataset('feats', data=x)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
+            with h5py.File(f, 'w') as h: h.create_dataset('feats', data=x)
     return path
 
 # %% ../nbs/03_features.ipynb 17

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from .core import TAD, MR, UniMDError, Moment, Query, Video, Batch, segment_iou
+from .core import TAD, MR, UniMDError, Moment, Query, Video, Batch, segment_iou, atomic_file
 from .features import FeatureGrid, load_features, round_up, FEATURE_EXTS
 from .model import UniMD, Outputs
 from .assign import make_points
@@ -18,7 +18,7 @@ from .train import Config, load_checkpoint, update_config, get_encoder, data_gri
 # %% auto 0
 __all__ = ['COLUMNS', 'checkpoint_config', 'load_model', 'encode_pyramid', 'heads', 'plan_windows', 'window_shares', 'dedup',
            'parse_queries', 'features_duration', 'Predictor', 'encode', 'detect', 'ground_truth', 'plot_detections',
-           'plot', 'atomic_write', 'timeline_png', 'predict_parser', 'cli_predict']
+           'plot', 'timeline_png', 'predict_parser', 'cli_predict']
 
 # %% ../nbs/31_predictor.ipynb 7
 def checkpoint_config(ck: dict, path='checkpoint') -> Config:
@@ -255,18 +255,6 @@ def plot(self, df, video=None, top_k=3, ax=None):
 Predictor.plot = plot
 
 # %% ../nbs/31_predictor.ipynb 40
-def atomic_write(path, data: bytes):
-    "Write `data` to `path` through a temporary file and a rename: readers never see half a file."
-    import os, tempfile
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
-    return path
-
 def timeline_png(ax, dpi=110) -> bytes:
     "The figure of `ax` as PNG bytes (the figure is closed)."
     import io, matplotlib.pyplot as plt
@@ -295,8 +283,9 @@ def cli_predict(argv) -> int:
     p = Predictor.from_checkpoint(a.checkpoint, device=a.device, window=a.window, overlap=a.overlap)
     df = p.encode(a.input, duration=a.duration).detect(a.query, top_k=a.top_k, min_score=a.min_score)
     print(df.to_string(index=False, float_format=lambda x: f'{x:.2f}'))
-    if a.csv: atomic_write(a.csv, df.to_csv(index=False).encode())
+    if a.csv:
+        with atomic_file(a.csv) as f: f.write(df.to_csv(index=False).encode())
     if a.plot:
         import matplotlib; matplotlib.use('Agg')
-        atomic_write(a.plot, timeline_png(p.plot(df, top_k=a.top_k)))
+        with atomic_file(a.plot) as f: f.write(timeline_png(p.plot(df, top_k=a.top_k)))
     return 0

@@ -8,7 +8,7 @@ import hashlib, importlib.util, logging, os, warnings
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from .core import UniMDError
+from .core import UniMDError, atomic_file
 
 # %% auto 0
 __all__ = ['TEXT_ENCODERS', 'default_cache_dir', 'EmbeddingCache', 'TextEncoder', 'minilm_path', 'mean_pool', 'MiniLMEncoder',
@@ -42,11 +42,8 @@ class EmbeddingCache:
     def update(self, new: dict):
         "Add `{text: embedding}` and write the file (merged with entries other processes added since we read it)."
         self.mem = {**self._read(quiet=True), **self.mem, **new}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f'{self.path.name}.{os.getpid()}.tmp')
         texts = list(self.mem)
-        torch.save({'texts': texts, 'emb': torch.stack([self.mem[t] for t in texts])}, tmp)
-        os.replace(tmp, self.path)
+        with atomic_file(self.path) as f: torch.save({'texts': texts, 'emb': torch.stack([self.mem[t] for t in texts])}, f)
 
 # %% ../nbs/10_text.ipynb 10
 class TextEncoder:

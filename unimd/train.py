@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from .core import TAD, MR, TASKS, UniMDError
+from .core import TAD, MR, TASKS, UniMDError, atomic_file
 from .sampler import make_sampler, video_tasks, keep_fraction
 from .features import FeatureGrid, VideoItem, collate, load_features, FEATURE_EXTS, HashTextEncoder
 from .synthetic import SyntheticConfig, make_world
@@ -280,15 +280,11 @@ def code_version() -> str:
     return v
 
 def save_checkpoint(state: dict, path):
-    "torch.save to a temporary file, fsync, then rename over `path`: never half a checkpoint."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
+    "torch.save through `atomic_file` (temporary file, fsync, rename over `path`): never half a checkpoint."
+    path = Path(path)
     try:
-        with open(tmp, 'wb') as f:
-            torch.save(state, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic_file(path) as f: torch.save(state, f)
     except (OSError, RuntimeError) as e:
-        tmp.unlink(missing_ok=True)
         raise UniMDError(f"could not write checkpoint {path} ({e}): free disk space and resume; "
                          "the previous checkpoint is intact") from e
     return path
@@ -541,8 +537,7 @@ def finish(cfg, out, history, env) -> dict:
     "Write metrics.json: the final evaluation, every evaluation, the config and the code version."
     res = {'final': history[-1]['metrics'] if history else {}, 'history': history, 'config': config_dict(cfg), 'code': code_version()}
     if env.main:
-        from unimd.data import atomic_write
-        atomic_write(Path(out) / 'metrics.json', json.dumps(res, indent=1))
+        with atomic_file(Path(out) / 'metrics.json', 'w') as f: json.dump(res, f, indent=1)
     return res
 
 # %% ../nbs/21_train.ipynb 46
