@@ -16,7 +16,8 @@ from .train import Config, load_config, update_config, config_dict, check_same_c
 __all__ = ['SAMPLING_RUNS', 'OFFICIAL_SEED', 'STUDY_METRICS', 'COLUMNS', 'HONESTY', 'EGO4D_MIX', 'ANET_MIX', 'Run', 'slug',
            'mode', 'final_predictions', 'study_metrics', 'run_config', 'total_steps', 'train_run',
            'evaluate_checkpoint', 'long_rows', 'run_study', 'paper_long', 'as_table', 'results_dir', 'save_results',
-           'load_results', 'deltas', 'plot_deltas', 'synthetic_config', 'chance_rows', 'study_results', 'print_tables']
+           'load_results', 'deltas', 'plot_deltas', 'delta_summary', 'synthetic_config', 'chance_rows', 'study_results',
+           'print_tables']
 
 # %% ../nbs/40_ablation_sampling.ipynb 10
 @dataclass(frozen=True)
@@ -180,7 +181,17 @@ def plot_deltas(d, order, title='', ylabel='change vs baseline (points)', axs=No
     axs[0].figure.suptitle(title, fontsize=10, y=1.04)
     return axs
 
-# %% ../nbs/40_ablation_sampling.ipynb 36
+# %% ../nbs/40_ablation_sampling.ipynb 33
+def delta_summary(d, order=None) -> 'pd.DataFrame':
+    "Text cells 'mean ± sd' of `delta` over seeds, rows (source, run) in `order`, columns = metrics."
+    g = d.groupby(['source', 'run', 'metric'], sort=False).delta
+    cell = lambda x: '' if x.isna().all() else f'{x.mean():+.2f}' if x.count() < 2 else f'{x.mean():+.1f} ± {x.std():.1f}'
+    t = g.apply(cell).unstack('metric').fillna('')
+    t = t[list(dict.fromkeys(d.metric))]
+    if order is not None: t = t[t.index.get_level_values('run').isin(order)]
+    return t
+
+# %% ../nbs/40_ablation_sampling.ipynb 39
 EGO4D_MIX = dict(frac_both=0.01, frac_mr_only=0.40)   # Ego4D train: 0.7% both, 59.6% TAD only, 39.7% MR only
 ANET_MIX = dict(frac_both=1.0, frac_mr_only=0.0)      # ActivityNet + Captions train: 99.9% both
 
@@ -202,7 +213,7 @@ def chance_rows(base: Config, benchmark, seeds=(0,), world=None, source='ours: s
             study_metrics(score(te, chance_predictions(tr.videos, te.videos, tr.classes, seed=s), benchmark), benchmark), 0)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
-# %% ../nbs/40_ablation_sampling.ipynb 41
+# %% ../nbs/40_ablation_sampling.ipynb 44
 def study_results(study: str, paper, tiny=None) -> 'pd.DataFrame':
     "Paper rows, then ours: results/synthetic_<study>.csv (else the `tiny` run) and results/<study>.csv if they exist."
     import pandas as pd
