@@ -15,6 +15,7 @@ from unimd.evaluate import TAD_THRESHOLDS, tad_table, tad_average_precision, cha
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests'))
 import reference_eval as ref
+from timing import timed
 
 
 def charades_like(videos=1863, classes=157, seed=0):
@@ -37,14 +38,6 @@ def charades_like(videos=1863, classes=157, seed=0):
             pred.append((vid, f'c{rng.integers(classes):03d}', round(s, 2), round(s + float(rng.uniform(1, 15)), 2),
                          round(float(rng.random()) * 0.7, 3)))
     return gt, pred, durations
-
-
-def timed(fn, repeat):
-    "Best wall time of `repeat` runs, and the last result."
-    best = float('inf')
-    for _ in range(repeat):
-        t0 = time.perf_counter(); out = fn(); best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv=None):

@@ -18,6 +18,7 @@ import argparse, json, sys, time
 import torch
 from unimd.assign import make_points, level_lengths, STRIDES, REGRESSION_RANGES
 from unimd.decode import soft_nms, soft_nms_loop
+from timing import timed
 
 
 def ego4d_candidates(queries: int, steps: int, candidates: int, seed: int = 0):
@@ -32,14 +33,6 @@ def ego4d_candidates(queries: int, steps: int, candidates: int, seed: int = 0):
     segs = torch.stack([t - d[..., 0] * stride, t + d[..., 1] * stride], -1)            # [Q, N, 2]
     scores = 10 ** (-3 * torch.rand(queries, pick.shape[1], generator=g))               # [Q, N]
     return segs, scores, len(pts)
-
-
-def timed(fn, repeat):
-    "Best wall time of `repeat` runs, and the last result."
-    best = float('inf')
-    for _ in range(repeat):
-        t0 = time.perf_counter(); out = fn(); best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv=None):
