@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
-from .core import TAD, MR, TASKS, UniMDError
+from .core import TAD, MR, TASKS, UniMDError, atomic_file
 from .train import Config, load_config, update_config, config_dict, check_same_config, train, load_splits, score, phase_tasks
 
 # %% auto 0
@@ -138,8 +138,8 @@ def results_dir() -> Path:
 
 def save_results(df, path) -> Path:
     "Write a long results table as CSV, atomically."
-    from unimd.data import atomic_write
-    return atomic_write(path, df[COLUMNS].to_csv(index=False))
+    with atomic_file(path, 'w') as f: df[COLUMNS].to_csv(f, index=False)
+    return Path(path)
 
 def load_results(path):
     "A long results table from CSV, or None if the file does not exist."

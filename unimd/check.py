@@ -143,11 +143,11 @@ def check_parser():
 
 def config_videos(dc, splits) -> dict:
     "The annotated videos of the config's dataset over `splits` (what the trainer loads)."
-    from unimd.train import _real_videos
+    from unimd.train import real_videos
     if dc.dataset == 'synthetic':
         raise UniMDError("the synthetic world renders its own features: there is no folder to check (use a real dataset's config)")
     videos = {}
-    for s in splits: videos.update(_real_videos(dc, s)[0])
+    for s in splits: videos.update(real_videos(dc, s)[0])
     return videos
 
 def cli_check(argv=None) -> int:

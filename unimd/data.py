@@ -14,7 +14,7 @@ from .core import TAD, MR, UniMDError, Action, Sentence, Video, Moment, data_roo
 __all__ = ['SOURCES', 'ANET_SPLITS', 'ANET_CAPTION_FILES', 'EGO4D_SPLITS', 'QVH_FILES', 'find_file', 'fix_segment', 'load_json',
            'charades_classes', 'read_charades', 'read_charades_sta', 'duplicate_sentences', 'relative_lengths',
            'anet_vid', 'anet_classes', 'read_anet', 'read_anet_captions', 'merge_videos', 'task_index',
-           'ego4d_mq_classes', 'read_ego4d_mq', 'read_ego4d_nlq', 'read_mr_jsonl', 'read_qvhighlights', 'atomic_write',
+           'ego4d_mq_classes', 'read_ego4d_mq', 'read_ego4d_nlq', 'read_mr_jsonl', 'read_qvhighlights',
            'write_tad_json', 'write_mr_jsonl', 'write_tad_predictions', 'write_mr_predictions', 'read_tad_json',
            'read_tad_predictions', 'read_mr_predictions']
 
@@ -328,11 +328,6 @@ def read_qvhighlights(split, root=None):
     return read_mr_jsonl(find_file(root, 'qvhighlights', name), split)
 
 # %% ../nbs/01_data.ipynb 49
-def atomic_write(path, text):
-    "Write `text` to `path` with `atomic_file`; returns the path (kept for unimd.ablation: new code uses `atomic_file`)."
-    with atomic_file(path, 'w') as f: f.write(text)
-    return Path(path)
-
 def _write_lines(lines, path):
     with atomic_file(path, 'w') as f: f.writelines(l + '\n' for l in lines)
     return Path(path)

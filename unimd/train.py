@@ -18,10 +18,10 @@ from .model import ModelConfig, UniMD
 
 # %% auto 0
 __all__ = ['RESUME_SAFE', 'BENCHMARKS', 'TrainConfig', 'DataConfig', 'Config', 'update_config', 'parse_sets', 'config_dirs',
-           'find_config', 'load_config', 'config_dict', 'Split', 'missing_features', 'load_split', 'get_encoder',
-           'FrozenText', 'split_texts', 'TrainSet', 'make_loader', 'make_optimizer', 'lr_factor', 'make_schedule',
-           'EMA', 'code_version', 'save_checkpoint', 'load_checkpoint', 'flatten', 'check_same_config', 'unwrap',
-           'train_step', 'phases', 'phase_tasks', 'predict', 'score', 'write_predictions', 'Env', 'setup_env',
+           'find_config', 'load_config', 'config_dict', 'Split', 'missing_features', 'real_videos', 'load_split',
+           'get_encoder', 'FrozenText', 'split_texts', 'TrainSet', 'make_loader', 'make_optimizer', 'lr_factor',
+           'make_schedule', 'EMA', 'code_version', 'save_checkpoint', 'load_checkpoint', 'flatten', 'check_same_config',
+           'unwrap', 'train_step', 'phases', 'phase_tasks', 'predict', 'score', 'write_predictions', 'Env', 'setup_env',
            'barrier', 'wrap_ddp', 'load_splits', 'build_model', 'Logger', 'run_state', 'resume', 'train', 'finish',
            'train_parser', 'format_metrics', 'cli_train', 'data_grid', 'load_trained', 'detect_moments', 'cli_detect',
            'time_loader', 'time_steps']
@@ -163,7 +163,7 @@ def missing_features(folder, vids) -> list:
     have = {p.stem for p in folder.iterdir() if p.suffix in FEATURE_EXTS}
     return [v for v in vids if v not in have]
 
-def _real_videos(dc, split):
+def real_videos(dc, split):
     "Annotated videos and class names of a real dataset's 'train' or 'test' split (ANet/Ego4D: validation as test)."
     from unimd import data as D
     if dc.dataset == 'charades':
@@ -182,7 +182,7 @@ def load_split(dc: DataConfig, split: str, world=None) -> Split:
     if dc.dataset == 'synthetic':
         world = world or make_world(dc.synthetic)
         return Split(world.split(split), world.classes, world.grid, world.features)
-    videos, classes = _real_videos(dc, split)
+    videos, classes = real_videos(dc, split)
     if dc.num_classes and len(classes) != dc.num_classes:
         raise UniMDError(f"{dc.dataset} has {len(classes)} TAD classes but data.num_classes is {dc.num_classes}: fix the config")
     if not dc.features: raise UniMDError(f"data.features is empty: point it at the {dc.dataset} feature folder (--set data.features=DIR)")
