@@ -12,13 +12,14 @@ from .vision import MaskedConv1d, LayerNorm1d
 
 # %% auto 0
 __all__ = ['MASKED_LOGIT', 'QCONV', 'concat_levels', 'head_convs', 'prior_bias', 'ClsHead', 'masked_points', 'QueryKernels',
-           'unfold_levels', 'qconv_batched', 'qconv_loop', 'Scale', 'RegHead', 'head_grads', 'max_rel_err']
+           'qconv_loop', 'unfold_levels', 'qconv_batched', 'Scale', 'RegHead', 'head_grads', 'max_rel_err']
 
 # %% ../nbs/12_heads.ipynb 5
 def concat_levels(feats, masks):
-    "Levels [B, C, T_l] and masks [B, T_l] -> features [B, C, P] and point mask [B, P], P = sum of T_l."
+    "Levels [B, C, T_l] and masks [B, T_l] -> features [B, C, P] and step mask [B, P], P = sum of T_l."
     return torch.cat(feats, -1), torch.cat(masks, -1)
 
+# %% ../nbs/12_heads.ipynb 9
 def head_convs(x, mask, convs, norms):
     "Shared head trunk on one level: masked conv, LayerNorm, ReLU for each conv that has a norm; a bare last conv otherwise."
     for i, conv in enumerate(convs):
@@ -26,15 +27,16 @@ def head_convs(x, mask, convs, norms):
         if i < len(norms): x = F.relu(norms[i](x))
     return x * mask[:, None].to(x.dtype)                                   # [B, C, T] zero at padding
 
-# %% ../nbs/12_heads.ipynb 7
+# %% ../nbs/12_heads.ipynb 12
 def prior_bias(prior: float) -> float:
     "Logit whose sigmoid is `prior`."
     return -math.log((1 - prior) / prior)
 
 MASKED_LOGIT = -1e4
 
+# %% ../nbs/12_heads.ipynb 15
 class ClsHead(nn.Module):
-    "Eq. 7: shared convs, then scale * <feature, query embedding> + bias for every point and query -> logits [B, P, Q]."
+    "Eq. 7: shared convs, then scale * <feature, query embedding> + bias for every step and query -> logits [B, P, Q]."
     def __init__(self, channels=512, text_dim=512, kernel_size=3, n_convs=2, prior=0.01):
         super().__init__()
         self.convs = nn.ModuleList(MaskedConv1d(channels, channels, kernel_size, bias=False) for _ in range(n_convs))
@@ -49,12 +51,12 @@ class ClsHead(nn.Module):
         logits = logits * self.scale + self.bias
         return logits.masked_fill(~(pmask[:, :, None] & qmask[:, None, :]), MASKED_LOGIT)
 
-# %% ../nbs/12_heads.ipynb 10
+# %% ../nbs/12_heads.ipynb 20
 def masked_points(masks):
-    "Point mask [B, P] of a list of level masks."
+    "Step mask [B, P] of a list of level masks."
     return torch.cat(masks, -1)
 
-# %% ../nbs/12_heads.ipynb 13
+# %% ../nbs/12_heads.ipynb 23
 class QueryKernels(nn.Module):
     "Eq. 8: an MLP of `n_layers` FC layers maps each query embedding to a conv kernel [2, C, K] and bias [2]."
     def __init__(self, text_dim, channels, kernel_size=3, n_layers=3, hidden=512, dropout=0.1):
@@ -75,22 +77,9 @@ class QueryKernels(nn.Module):
         w = w.unflatten(-1, (self.C, 2, self.K)).transpose(-3, -2)              # [..., 2, C, K]
         return w, b
 
-# %% ../nbs/12_heads.ipynb 16
-def unfold_levels(feats, K):
-    "Levels [B, C, T_l] -> columns [B, P, C*K] of each step's K-neighbourhood (zero padded per level)."
-    cols = torch.cat([F.pad(x, (K // 2, K // 2)).unfold(-1, K, 1) for x in feats], 2)   # [B, C, P, K]
-    return cols.transpose(1, 2).flatten(2)                                              # [B, P, C*K]
-
-def qconv_batched(feats, w, b, qmask=None):
-    "Eq. 9's per-query convolution for all levels, videos and queries: w [B, Q, 2, C, K], b [B, Q, 2] -> [B, P, Q, 2]."
-    B, Q, _, C, K = w.shape
-    cols = unfold_levels(feats, K)                                              # [B, P, C*K]
-    out = torch.bmm(cols, w.flatten(3).flatten(1, 2).transpose(1, 2))           # [B, P, Q*2]
-    return out.unflatten(-1, (Q, 2)) + b[:, None]                               # [B, P, Q, 2]
-
-# %% ../nbs/12_heads.ipynb 18
+# %% ../nbs/12_heads.ipynb 26
 def qconv_loop(feats, w, b, qmask):
-    "Reference for `qconv_batched`: one F.conv1d per level, video and real query -> [B, P, Q, 2]."
+    "Eq. 9's per-query convolution, one F.conv1d per level, video and real query: w [B, Q, 2, C, K], b [B, Q, 2] -> [B, P, Q, 2]."
     B, Q, _, C, K = w.shape
     levels = []
     for x in feats:                                                             # [B, C, T]
@@ -102,7 +91,21 @@ def qconv_loop(feats, w, b, qmask):
         levels.append(torch.stack(videos))                                      # [B, Q, 2, T]
     return torch.cat(levels, -1).permute(0, 3, 1, 2)                            # [B, P, Q, 2]
 
-# %% ../nbs/12_heads.ipynb 21
+# %% ../nbs/12_heads.ipynb 30
+def unfold_levels(feats, K):
+    "Levels [B, C, T_l] -> columns [B, P, C*K] of each step's K-neighbourhood (zero padded per level)."
+    cols = torch.cat([F.pad(x, (K // 2, K // 2)).unfold(-1, K, 1) for x in feats], 2)   # [B, C, P, K]
+    return cols.transpose(1, 2).flatten(2)                                              # [B, P, C*K]
+
+# %% ../nbs/12_heads.ipynb 33
+def qconv_batched(feats, w, b, qmask=None):
+    "`qconv_loop` as one bmm over unfolded levels, for all videos and queries: w [B, Q, 2, C, K], b [B, Q, 2] -> [B, P, Q, 2]."
+    B, Q, _, C, K = w.shape
+    cols = unfold_levels(feats, K)                                              # [B, P, C*K]
+    out = torch.bmm(cols, w.flatten(3).flatten(1, 2).transpose(1, 2))           # [B, P, Q*2]
+    return out.unflatten(-1, (Q, 2)) + b[:, None]                               # [B, P, Q, 2]
+
+# %% ../nbs/12_heads.ipynb 36
 class Scale(nn.Module):
     "A learnable scalar multiplier (init 1)."
     def __init__(self, init=1.0):
@@ -110,6 +113,7 @@ class Scale(nn.Module):
         self.scale = nn.Parameter(torch.tensor(float(init)))
     def forward(self, x): return x * self.scale
 
+# %% ../nbs/12_heads.ipynb 39
 QCONV = {'batched': qconv_batched, 'loop': qconv_loop}
 
 class RegHead(nn.Module):
@@ -126,7 +130,7 @@ class RegHead(nn.Module):
         else: self.offset = MaskedConv1d(c, 2, kernel_size)
 
     def level_scales(self, masks):
-        "Each point's level Scale [P]."
+        "Each step's level Scale [P]."
         return torch.cat([s.scale.expand(m.shape[-1]) for s, m in zip(self.scales, masks)])
 
     def forward(self, feats, masks, qemb, qmask):
@@ -141,7 +145,7 @@ class RegHead(nn.Module):
         out = F.relu(out * self.level_scales(masks)[None, :, None, None])
         return out * (pmask[:, :, None] & qmask[:, None, :])[..., None].to(out.dtype)
 
-# %% ../nbs/12_heads.ipynb 24
+# %% ../nbs/12_heads.ipynb 42
 def head_grads(head, feats, masks, qemb, qmask, seed=0):
     "Output of `head` and the gradients of a fixed random projection of it w.r.t. its parameters, features and queries."
     feats = [f.detach().clone().requires_grad_() for f in feats]
