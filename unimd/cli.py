@@ -21,6 +21,7 @@ COMMANDS = {
     'predict':  ('unimd.predictor', 'ranked moments for class names and sentences in one video or feature file'),
     'app':      ('unimd.app', 'a local web page to try a checkpoint on your videos and queries'),
     'check':    ('unimd.check', 'check a downloaded feature folder (ids, shapes, widths, lengths, NaNs) before training'),
+    'export':   ('unimd.formats', "predictions as ActivityNet JSON, Moment-DETR JSONL or Ego4D MQ/NLQ challenge files"),
 }
 
 def usage():
@@ -38,7 +39,7 @@ def main(argv=None):
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f'unimd: unknown command {name!r}\n\n{usage()}', file=sys.stderr); return 2
-    fn = getattr(importlib.import_module(COMMANDS[name][0]), f'cli_{name}')
+    fn = getattr(importlib.import_module(COMMANDS[name][0]), f"cli_{name.replace('-', '_')}")
     try: return int(fn(rest) or 0)
     except UniMDError as e:
         print(f'unimd {name}: error: {e}', file=sys.stderr); return 2

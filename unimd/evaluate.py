@@ -380,8 +380,9 @@ def read_tad_gt(path):
     return tad_table(rows, durations)
 
 def read_tad_pred(path):
-    "A TAD prediction JSON (`results` format) as a `TadTable`."
-    res = _get(_read_json(path), 'results', str(path))
+    "A TAD prediction JSON (`results` format; an Ego4D MQ submission's `detect_results`) as a `TadTable`."
+    obj = _read_json(path)
+    res = obj['detect_results'] if isinstance(obj, dict) and 'detect_results' in obj else _get(obj, 'results', str(path))
     if not isinstance(res, dict): raise UniMDError(f"{path}: 'results' must map video ids to lists of predictions")
     rows = []
     for vid, ps in res.items():
@@ -393,9 +394,9 @@ def read_tad_pred(path):
                          _num(_get(p, 'score', f'{w}[{i}]'), f'{w}[{i}].score')))
     return tad_table(rows)
 
-def _read_mr(path, field_name, n):
+def _read_mr(path, field_name, n, lines=None):
     out = {}
-    for line, obj in _read_jsonl(path):
+    for line, obj in _read_jsonl(path) if lines is None else lines:
         w = f'{path}: line {line}'
         qid = _get(obj, 'qid', w)
         if isinstance(qid, (dict, list)): raise UniMDError(f'{w}: qid is {_short(qid)}, not an id')
@@ -410,8 +411,9 @@ def read_mr_gt(path):
     return _read_mr(path, 'relevant_windows', 2)
 
 def read_mr_pred(path):
-    "MR predictions JSONL as `{qid: windows [m, 3]}` (start, end, score)."
-    return _read_mr(path, 'pred_relevant_windows', 3)
+    "MR predictions JSONL (or an Ego4D NLQ submission, see `unimd.formats`) as `{qid: windows [m, 3]}` (start, end, score)."
+    from unimd.formats import nlq_prediction_lines
+    return _read_mr(path, 'pred_relevant_windows', 3, nlq_prediction_lines(path))
 
 # %% ../nbs/05_evaluate.ipynb 56
 class _Parser(argparse.ArgumentParser):
