@@ -1,8 +1,9 @@
 "unimd.data and unimd.stats: real annotation counts, the format pitfalls on small hand-written files, writer round trips."
-import json, os, subprocess
+import json, os, stat, subprocess
 from pathlib import Path
 import pytest
-from unimd.core import UniMDError, Action, Sentence, Video, Moment, MR, atomic_file
+from unimd.core import UniMDError, Action, Sentence, Video, Moment, MR
+from unimd.data import atomic_file
 from unimd.data import *
 from unimd.stats import dataset_stats
 
@@ -264,3 +265,17 @@ def test_atomic_file_leaves_old_file_on_failure(tmp_path):
     assert f.read_text() == '{"old": 1}' and [p.name for p in tmp_path.iterdir()] == ['out.json']
     with atomic_file(tmp_path / 'new' / 'dir' / 'x.txt', 'w') as fh: fh.write('hi')
     assert (tmp_path / 'new' / 'dir' / 'x.txt').read_text() == 'hi'
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o077, 0o002])
+def test_atomic_file_mode_follows_umask(tmp_path, umask):
+    "A file written through atomic_file gets the mode open() gives under the same umask (mkstemp alone gives 0600)."
+    old = os.umask(umask)
+    try:
+        with atomic_file(tmp_path / 'atomic.txt', 'w') as fh: fh.write('x')
+        with atomic_file(tmp_path / 'atomic.txt', 'w') as fh: fh.write('y')          # replacing keeps the rule
+        open(tmp_path / 'plain.txt', 'w').close()
+    finally:
+        os.umask(old)
+    mode = lambda name: stat.S_IMODE((tmp_path / name).stat().st_mode)
+    assert mode('atomic.txt') == mode('plain.txt') == 0o666 & ~umask

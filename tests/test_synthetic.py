@@ -101,7 +101,7 @@ def test_config_checks():
 
 
 def _charades_available():
-    from unimd.core import data_root
+    from unimd.data import data_root
     return (data_root() / 'charades' / 'Charades_v1_train.csv').exists() and (data_root() / 'charades_sta').exists()
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
-from .core import TAD, MR, TASKS, UniMDError, atomic_file
+from .core import TAD, MR, TASKS, UniMDError
+from .data import atomic_file
 from .train import Config, load_config, update_config, config_dict, check_same_config, train, load_splits, score, phase_tasks
 
 # %% auto 0

@@ -8,7 +8,8 @@ import argparse, base64, html, io, json, os, re, shutil, sys, tempfile, threadin
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse, parse_qs
-from .core import UniMDError, atomic_file
+from .core import UniMDError
+from .data import atomic_file
 from .features import FEATURE_EXTS
 from .predictor import Predictor, plot_detections
 

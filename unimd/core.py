@@ -4,15 +4,12 @@
 
 # %% ../nbs/00_core.ipynb 2
 from __future__ import annotations
-import os, tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 import numpy as np
 
 # %% auto 0
-__all__ = ['TAD', 'MR', 'TASKS', 'UniMDError', 'Moment', 'Query', 'Action', 'Sentence', 'Video', 'segment_iou', 'data_root',
-           'data_path', 'atomic_file', 'Batch', 'plot_timeline']
+__all__ = ['TAD', 'MR', 'TASKS', 'UniMDError', 'Moment', 'Query', 'Action', 'Sentence', 'Video', 'segment_iou', 'Batch',
+           'plot_timeline']
 
 # %% ../nbs/00_core.ipynb 5
 TAD, MR = 'tad', 'mr'
@@ -94,33 +91,6 @@ def segment_iou(a, b):
         return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 # %% ../nbs/00_core.ipynb 17
-def data_root():
-    "The folder holding the datasets: `$UNIMD_DATA` if set, else `./data`."
-    return Path(os.environ.get('UNIMD_DATA', 'data')).expanduser()
-
-def data_path(*parts, must_exist=True):
-    "Path of a dataset file under `data_root()`; a clear error if it must exist and does not."
-    p = data_root().joinpath(*parts)
-    if must_exist and not p.exists():
-        raise UniMDError(f"{p} not found: download it as data/README.md explains, put it there, "
-                         f"or point UNIMD_DATA at the folder that holds {Path(*parts)}")
-    return p
-
-# %% ../nbs/00_core.ipynb 20
-@contextmanager
-def atomic_file(path, mode='wb'):
-    "Open a temporary file beside `path` for writing; it replaces `path` only if the block finishes (never half a file)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')   # same folder: rename is atomic
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush(); os.fsync(f.fileno())   # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
-
-# %% ../nbs/00_core.ipynb 23
 @dataclass
 class Batch:
     "A padded mini-batch of B videos with Q query slots each."
@@ -147,7 +117,7 @@ class Batch:
         "Feature steps (any shape) of video `b` -> seconds."
         return self.t0[b] + steps * self.dt[b]
 
-# %% ../nbs/00_core.ipynb 26
+# %% ../nbs/00_core.ipynb 20
 def plot_timeline(video, ax=None, predictions=None):
     "Draw a video's TAD actions and MR sentences (and optional `{query_text: [Moment]}` predictions) on one time axis."
     import matplotlib.pyplot as plt

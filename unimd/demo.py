@@ -8,7 +8,8 @@ import argparse, json, os, sys, time
 from pathlib import Path
 import numpy as np
 import torch
-from .core import TAD, MR, TASKS, UniMDError, Moment, atomic_file
+from .core import TAD, MR, TASKS, UniMDError, Moment
+from .data import atomic_file
 from .synthetic import make_world
 from .train import Config, load_config, update_config, train, load_splits, score
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import UniMDError, atomic_file
+from .core import UniMDError
+from .data import atomic_file
 from .features import FeatureGrid, save_features, load_features
 from .text import ClipTextEncoder, hf_hub_cache
 

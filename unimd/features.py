@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 import torch
-from .core import TAD, MR, UniMDError, Query, Video, Batch, atomic_file
+from .core import TAD, MR, UniMDError, Query, Video, Batch
+from .data import atomic_file
 
 # %% auto 0
 __all__ = ['FEATURE_EXTS', 'FeatureGrid', 'feature_file', 'check_features', 'load_features', 'save_features', 'resample',

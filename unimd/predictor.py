@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from .core import TAD, MR, UniMDError, Moment, Query, Video, Batch, segment_iou, atomic_file
+from .core import TAD, MR, UniMDError, Moment, Query, Video, Batch, segment_iou
+from .data import atomic_file
 from .features import FeatureGrid, load_features, round_up, FEATURE_EXTS
 from .model import UniMD, Outputs
 from .assign import make_points

@@ -8,7 +8,8 @@ import hashlib, importlib.util, logging, os, warnings
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from .core import UniMDError, atomic_file
+from .core import UniMDError
+from .data import atomic_file
 
 # %% auto 0
 __all__ = ['TEXT_ENCODERS', 'default_cache_dir', 'EmbeddingCache', 'TextEncoder', 'minilm_path', 'mean_pool', 'MiniLMEncoder',

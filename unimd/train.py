@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from .core import TAD, MR, TASKS, UniMDError, atomic_file
+from .core import TAD, MR, TASKS, UniMDError
+from .data import atomic_file
 from .sampler import make_sampler, video_tasks, keep_fraction
 from .features import FeatureGrid, VideoItem, collate, load_features, FEATURE_EXTS, HashTextEncoder
 from .synthetic import SyntheticConfig, make_world
