@@ -173,9 +173,9 @@ def test_real_charades_sta_gt_r1_is_100_through_the_cli(tmp_path):
 
 @pytest.fixture
 def tad_files(tmp_path):
-    gt = {'database': {'v1': {'subset': 'test', 'duration': 40.0, 'annotations': [
+    gt = {'database': {'v1': {'subset': 'validation', 'duration': 40.0, 'annotations': [
         {'segment': [0, 10], 'label': 'jump'}, {'segment': [20, 30], 'label': 'jump'}]},
-        'v2': {'subset': 'test', 'duration': 20.0, 'annotations': []}}}
+        'v2': {'subset': 'validation', 'duration': 20.0, 'annotations': []}}}
     pred = {'results': {'v1': [{'segment': [0, 10], 'label': 'jump', 'score': 0.9},
                                {'segment': [20, 25], 'label': 'jump', 'score': 0.7}]}}
     (tmp_path / 'gt.json').write_text(json.dumps(gt))
@@ -189,7 +189,7 @@ def tad_files(tmp_path):
     ('thumos', ['mAP', 'mAP@0.3', 'mAP@0.4', 'mAP@0.5', 'mAP@0.6', 'mAP@0.7']),
     ('charades', ['mAP'])])
 def test_cli_tad_json_keys(tad_files, bench, keys):
-    out = unimd('tad', '--benchmark', bench, '--gt', tad_files / 'gt.json', '--pred', tad_files / 'pred.json', '--json')
+    out = unimd('tad', '--benchmark', bench, '--subset', 'all', '--gt', tad_files / 'gt.json', '--pred', tad_files / 'pred.json', '--json')
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert list(res) == keys and all(0 <= v <= 100 for v in res.values())
@@ -199,7 +199,7 @@ def test_cli_tad_values_and_table(tad_files):
     out = unimd('tad', '--benchmark', 'activitynet', '--gt', tad_files / 'gt.json', '--pred', tad_files / 'pred.json', '--json')
     res = json.loads(out.stdout)
     assert res['mAP@0.5'] == 100.0 and res['mAP@0.55'] == 50.0
-    out = unimd('tad', '--benchmark', 'thumos', '--gt', tad_files / 'gt.json', '--pred', tad_files / 'pred.json')
+    out = unimd('tad', '--benchmark', 'thumos', '--subset', 'validation', '--gt', tad_files / 'gt.json', '--pred', tad_files / 'pred.json')
     assert out.returncode == 0 and 'mAP@0.3' in out.stdout and '2 videos, 2 instances, 1 classes' in out.stdout
 
 
@@ -281,8 +281,78 @@ def test_unimd_data_writers_round_trip_through_the_cli(tmp_path):
     data.write_mr_jsonl(videos, tmp_path / 'gt.jsonl')
     data.write_mr_predictions({v: {s.qid: [Moment(*s.windows[0], 1.0)] for s in x.sentences} for v, x in videos.items()},
                               tmp_path / 'pred.jsonl')
-    for task, bench, ext in (('tad', 'charades', 'json'), ('tad', 'activitynet', 'json'), ('mr', 'charades-sta', 'jsonl')):
-        out = unimd(task, '--benchmark', bench, '--gt', tmp_path / f'gt.{ext}', '--pred', tmp_path / f'pred.{ext}', '--json')
+    for task, bench, ext, subset in (('tad', 'charades', 'json', []), ('tad', 'activitynet', 'json', ['--subset', 'test']),
+                                     ('mr', 'charades-sta', 'jsonl', [])):
+        out = unimd(task, '--benchmark', bench, *subset, '--gt', tmp_path / f'gt.{ext}', '--pred', tmp_path / f'pred.{ext}', '--json')
         assert out.returncode == 0, out.stderr
         res = json.loads(out.stdout)
         assert abs(res['mAP'] - 100) < 1e-9 and res.get('R1@0.5', 100) == 100, (bench, res)
+
+
+needs_ego4d = pytest.mark.skipif(not (DATA / 'ego4d' / 'mq').exists(), reason='real Ego4D annotations not available')
+
+
+@needs_ego4d
+def test_ego4d_mq_training_clips_are_left_out(tmp_path):
+    "UniMD's Ego4D MQ file (1,506 training + 528 validation clips): the default scores validation only, as the official code."
+    src = DATA / 'ego4d' / 'mq' / 'clip_annotations_not_filter.json'
+    db = json.loads(src.read_text())['database']
+    val = {v: d for v, d in db.items() if d['subset'] == 'validation'}
+    rng = np.random.default_rng(0)                                 # an imperfect detector: jittered validation GT
+    pred = {'results': {v: [{'label': a['label'], 'score': float(rng.random()),
+                             'segment': [a['segment'][0] + float(rng.normal(0, 2)), a['segment'][1] + float(rng.normal(0, 2))]}
+                            for a in d['annotations']] for v, d in val.items()}}
+    (tmp_path / 'pred.json').write_text(json.dumps(pred))
+    (tmp_path / 'val.json').write_text(json.dumps({'database': val}))
+    full = unimd('tad', '--benchmark', 'ego4d', '--gt', src, '--pred', tmp_path / 'pred.json', '--json')
+    only_val = unimd('tad', '--benchmark', 'ego4d', '--gt', tmp_path / 'val.json', '--pred', tmp_path / 'pred.json', '--json')
+    every = unimd('tad', '--benchmark', 'ego4d', '--subset', 'all', '--gt', src, '--pred', tmp_path / 'pred.json', '--json')
+    assert full.returncode == only_val.returncode == every.returncode == 0, full.stderr
+    assert json.loads(full.stdout) == json.loads(only_val.stdout)  # exactly the validation-only file's scores
+    assert "scoring the 528 videos of subset 'validation'; left out 1506 videos of other subsets (training 1506)" in full.stderr
+    assert only_val.stderr == ''
+    assert json.loads(every.stdout)['mAP'] < 0.5 * json.loads(full.stdout)['mAP']  # training instances become misses
+    train = unimd('tad', '--benchmark', 'ego4d', '--subset', 'train', '--gt', src, '--pred', tmp_path / 'pred.json', '--json')
+    assert train.returncode == 0 and json.loads(train.stdout)['mAP'] == 0.0
+    assert 'videos outside the scored ground truth count as false positives' in train.stderr
+
+
+def test_cli_warns_about_predictions_it_ignores(tad_files):
+    (tad_files / 'p2.json').write_text(json.dumps({'results': {
+        'v1': [{'segment': [0, 10], 'label': 'jump', 'score': 0.9}, {'segment': [0, 10], 'label': 'fly', 'score': 0.8},
+               {'segment': [0, 10], 'label': 'swim', 'score': 0.8}],
+        'v7': [{'segment': [0, 10], 'label': 'jump', 'score': 0.9}]}}))
+    out = unimd('tad', '--benchmark', 'activitynet', '--gt', tad_files / 'gt.json', '--pred', tad_files / 'p2.json', '--json')
+    assert out.returncode == 0
+    lines = out.stderr.splitlines()
+    assert lines == ["unimd evaluate: warning: 2 predictions of 2 classes the ground truth does not have are ignored (e.g. 'fly')",
+                     'unimd evaluate: warning: 1 predictions for 1 videos outside the scored ground truth count as false '
+                     'positives, as in the official code']
+    assert json.loads(out.stdout)['mAP@0.5'] == 50.0                # one hit of two GT; the v7 prediction ranks first: a FP
+
+
+def test_fast_reader_equals_careful_reader(tmp_path):
+    "The column fast path and the record-by-record path build identical tables (ints, floats, int labels, empty videos)."
+    from unimd.evaluate import read_tad_pred, read_tad_gt, _pred_rows_checked, _gt_rows_checked
+    rng = np.random.default_rng(1)
+    res = {f'v{i}': [{'segment': [int(s), float(s) + float(rng.random())], 'label': int(rng.integers(3)) if rng.random() < .2 else f'c{rng.integers(9)}',
+                      'score': float(rng.random())} for s in rng.integers(0, 99, rng.integers(0, 30))] for i in range(60)}
+    (tmp_path / 'p.json').write_text(json.dumps({'results': res}))
+    fast, careful = read_tad_pred(tmp_path / 'p.json'), tad_table(_pred_rows_checked(res, 'p'))
+    for f in ('vids', 'labels', 'segments', 'scores'): assert getattr(fast, f).tolist() == getattr(careful, f).tolist(), f
+    assert len(fast) > 500
+    db = {v: {'subset': 'validation', 'duration': 100, 'annotations': [{k: p[k] for k in ('segment', 'label')} for p in ps]} for v, ps in res.items()}
+    (tmp_path / 'g.json').write_text(json.dumps({'database': db}))
+    g = read_tad_gt(tmp_path / 'g.json')
+    assert g.labels.tolist() == [r[1] for r in _gt_rows_checked(db, 'g')] and set(g.durations.values()) == {100.0}
+    fast_ap = tad_average_precision(g, fast, [0.5, 0.7])[0]       # codes taken at reading == codes computed afresh
+    fresh = tad_average_precision(tad_table(_gt_rows_checked(db, 'g')), careful, [0.5, 0.7])[0]
+    np.testing.assert_array_equal(fast_ap, fresh)
+
+
+def test_metrics_path_imports_no_torch(tad_files):
+    code = ("import sys; from unimd.cli import main; "
+            f"main(['evaluate', 'tad', '--benchmark', 'ego4d', '--gt', {str(tad_files / 'gt.json')!r}, '--pred', {str(tad_files / 'pred.json')!r}]); "
+            "assert 'torch' not in sys.modules, 'torch imported'; print('no torch')")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 0 and 'no torch' in out.stdout, out.stderr

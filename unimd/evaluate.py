@@ -4,19 +4,25 @@
 
 # %% ../nbs/05_evaluate.ipynb 2
 from __future__ import annotations
-import argparse, json, math
+import argparse, gc, json, math, sys
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 import numpy as np
 from .core import UniMDError, Moment, Video, segment_iou
+try: import orjson                                                # 3-5x faster than json on large prediction files
+except ImportError: orjson = None
 
 # %% auto 0
-__all__ = ['TAD_THRESHOLDS', 'TAD_BENCHMARKS', 'EGO4D_RECALL', 'MR_BENCHMARKS', 'MR_MAP_THRESHOLDS', 'TadTable', 'tad_table',
-           'gt_table', 'pred_table', 'encode', 'lookup', 'score_order', 'run_position', 'pairs', 'paired_iou',
-           'tad_iou', 'greedy_match', 'interpolated_ap', 'tad_average_precision', 'topk_recall', 'frame_grid',
-           'frame_ap', 'charades_map', 'mr_columns', 'mr_recall', 'mr_miou', 'mr_map', 'as_tad_table', 'as_mr',
-           'evaluate_tad', 'evaluate_mr', 'pr_curve', 'plot_pr_curve', 'read_tad_gt', 'read_tad_pred', 'read_mr_gt',
-           'read_mr_pred', 'evaluate_parser', 'format_table', 'cli_evaluate']
+__all__ = ['TAD_THRESHOLDS', 'TAD_BENCHMARKS', 'EGO4D_RECALL', 'MR_BENCHMARKS', 'MR_MAP_THRESHOLDS', 'SUBSET_DEFAULT', 'TadTable',
+           'tad_table', 'gt_table', 'pred_table', 'encode', 'lookup', 'lookup_column', 'score_order', 'run_position',
+           'pairs', 'paired_iou', 'tad_iou', 'greedy_match', 'interpolated_ap', 'tad_average_precision', 'topk_recall',
+           'frame_grid', 'frame_ap', 'charades_map', 'mr_columns', 'mr_recall', 'mr_miou', 'mr_map', 'as_tad_table',
+           'as_mr', 'evaluate_tad', 'evaluate_mr', 'pr_curve', 'plot_pr_curve', 'read_tad_gt', 'read_tad_pred',
+           'read_mr_gt', 'read_mr_pred', 'split_name', 'select_subset', 'evaluate_parser', 'format_table', 'scored_gt',
+           'unmatched_tad', 'unmatched_mr', 'cli_evaluate']
 
 # %% ../nbs/05_evaluate.ipynb 5
 TAD_THRESHOLDS = {  # the official arrays: np.linspace's last-bit rounding included (see "tIoU at a threshold" below)
@@ -43,8 +49,15 @@ class TadTable:
     segments: np.ndarray  # [N, 2] seconds, exactly as given
     scores: np.ndarray    # [N] confidences (1 for ground truth)
     durations: dict = field(default_factory=dict)
+    subsets: dict = field(default_factory=dict)  # {vid: 'validation', ...} as the ground-truth file gives them
+    codes: dict = field(default_factory=dict, repr=False, compare=False)  # {'vids'|'labels': (sorted vocab, codes [N])}
 
     def __len__(self): return len(self.scores)
+
+    def coded(self, name):
+        "(sorted distinct values [K], code of each row [N]) of column `name` ('vids' or 'labels'), computed once."
+        if name not in self.codes: (c,), v = encode(getattr(self, name)); self.codes[name] = (v, c)
+        return self.codes[name]
 
 def tad_table(rows, durations=None):
     "A `TadTable` from `(vid, label, start, end, score)` rows."
@@ -63,23 +76,36 @@ def pred_table(preds):
     return tad_table((vid, lab, m.start, m.end, m.score) for vid, d in preds.items() for lab, ms in d.items() for m in ms)
 
 # %% ../nbs/05_evaluate.ipynb 11
+def _index_of(values, index, missing=-1):
+    "index[v] for each value of a string array [N] (`missing` where absent): one dict look-up per run of equal values."
+    values = np.asarray(values, dtype=str)                         # dicts, not numpy string sorts: 5-10x faster
+    if len(values) == 0: return np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])  # a file's rows come in runs of one video
+    heads = np.fromiter((index.get(v, missing) for v in values[starts].tolist()), np.int64, len(starts))
+    return np.repeat(heads, np.diff(np.r_[starts, len(values)]))
+
 def encode(*arrays):
     "Integer codes of the values in several string arrays over one shared vocabulary -> (codes per array, vocabulary)."
-    vocab, inv = np.unique(np.concatenate([np.asarray(a, dtype=str) for a in arrays] + [np.zeros(0, str)]),
-                           return_inverse=True)
-    return np.split(inv.reshape(-1), np.cumsum([len(a) for a in arrays])[:-1]), vocab
+    arrays = [np.asarray(a, dtype=str) for a in arrays]
+    vocab = sorted(set().union(*(a[np.r_[True, a[1:] != a[:-1]]].tolist() for a in arrays if len(a))))
+    index = {v: i for i, v in enumerate(vocab)}
+    return [_index_of(a, index) for a in arrays], np.array(vocab, dtype=str)
 
 def lookup(vocab, values):
     "Index of each value in `vocab` (any order), -1 where absent."
-    vocab, values = np.asarray(vocab, dtype=str), np.asarray(values, dtype=str)
-    if len(vocab) == 0: return np.full(len(values), -1)
-    sorter = np.argsort(vocab, kind='stable')
-    i = sorter[np.minimum(np.searchsorted(vocab, values, sorter=sorter), len(vocab) - 1)]
-    return np.where(vocab[i] == values, i, -1)
+    return _index_of(values, {v: i for i, v in enumerate(np.asarray(vocab, dtype=str).tolist())})
+
+def lookup_column(vocab, table, name):
+    "`lookup(vocab, table.<name>)` through the table's codes: a look-up per distinct value, then a gather."
+    values, codes = table.coded(name)
+    return lookup(vocab, values)[codes]
 
 def score_order(key, score):
     "Indices sorted by `key`, then by `score` descending; equal scores keep file order."
-    return np.lexsort((-np.asarray(score), np.asarray(key)))
+    key, o = np.asarray(key), np.argsort(-np.asarray(score, np.float64), kind='stable')
+    k = key[o]
+    if len(k) and 0 <= k.min() and k.max() < 2**31: k = k.astype(np.int32)  # int32 sorts twice as fast as int64
+    return o[np.argsort(k, kind='stable')]                         # two stable sorts = lexsort((-score, key))
 
 def run_position(sorted_keys):
     "Position of each element within its run of equal values in an already sorted array."
@@ -140,23 +166,27 @@ def interpolated_ap(tp, key, score, npos):
     "VOC interpolated AP [T, C] from hits `tp` [T, N] of predictions with class `key` [N], and GT counts `npos` [C]."
     tp, key, npos = np.atleast_2d(tp), np.asarray(key), np.asarray(npos)
     order = score_order(key, score)
-    k, hit = key[order], tp[:, order]                              # [N], [T, N] class by class, best score first
+    k = key[order]                                                 # [N] class by class, best score first
     ap = np.zeros((len(tp), len(npos)))
     if len(k) == 0: return ap
     first = np.searchsorted(k, k, 'left')                          # [N] start of each class's run
-    ctp = np.concatenate([np.zeros((len(tp), 1)), np.cumsum(hit, 1)], 1)
-    prec = (ctp[:, 1:] - ctp[:, first]) / (np.arange(len(k)) - first + 1)  # [T, N] precision after each prediction
-    off = 2.0 * (k.max() - k)                                      # lower classes get higher offsets: no leak
-    env = np.maximum.accumulate((prec + off)[:, ::-1], axis=1)[:, ::-1] - off
-    for t in range(len(tp)): ap[t] = np.bincount(k, weights=hit[t] * env[t], minlength=len(npos))
+    for t in range(len(tp)):                                       # the envelope's max is always at a hit:
+        i = np.flatnonzero(tp[t, order])                           # [H] so only the hits need a precision
+        if len(i) == 0: continue
+        kh = k[i]
+        prec = (run_position(kh) + 1) / (i - first[i] + 1)         # [H] precision at each hit
+        off = 2.0 * (kh.max() - kh)                                # lower classes get higher offsets: no leak
+        env = np.maximum.accumulate((prec + off)[::-1])[::-1] - off
+        ap[t] = np.bincount(kh, weights=env, minlength=len(npos))
     return np.divide(ap, npos, out=np.zeros_like(ap), where=npos > 0)
 
 # %% ../nbs/05_evaluate.ipynb 20
 def _tad_codes(gt, pred):
     "Shared codes: class index of each row (-1 for a class without GT), key = video * C + class, and the classes."
-    classes = np.unique(gt.labels)
-    (gv, pv), _ = encode(gt.vids, pred.vids)
-    gc, pc = lookup(classes, gt.labels), lookup(classes, pred.labels)
+    classes = gt.coded('labels')[0]                                # = np.unique(gt.labels)
+    videos = np.union1d(gt.coded('vids')[0], pred.coded('vids')[0])
+    gv, pv = lookup_column(videos, gt, 'vids'), lookup_column(videos, pred, 'vids')
+    gc, pc = lookup_column(classes, gt, 'labels'), lookup_column(classes, pred, 'labels')
     return gc, pc, gv * len(classes) + gc, pv * len(classes) + pc, classes
 
 def tad_average_precision(gt, pred, thresholds):
@@ -326,22 +356,37 @@ def plot_pr_curve(gt, pred, label, threshold=0.5, ax=None):
     return ax
 
 # %% ../nbs/05_evaluate.ipynb 53
-def _read_json(path):
-    try: text = Path(path).read_text()
+def _read_bytes(path):
+    try: return Path(path).read_bytes()
     except OSError as e: raise UniMDError(f'{path}: cannot read it ({e.strerror})') from None
-    try: return json.loads(text)
-    except json.JSONDecodeError as e: raise UniMDError(f'{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})') from None
+
+def _loads(data, where):
+    "Parse JSON with orjson; what it refuses (NaN, 10**400, bad JSON) goes to the standard library, for its value or its error."
+    if orjson is not None:
+        try: return orjson.loads(data)
+        except orjson.JSONDecodeError: pass
+    try: return json.loads(data)
+    except json.JSONDecodeError as e: raise UniMDError(f'{where}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})') from None
+    except UnicodeDecodeError as e: raise UniMDError(f'{where}: not UTF-8 text ({e.reason} at byte {e.start})') from None
+
+@contextmanager
+def _no_gc():
+    "Pause the cyclic garbage collector: parsing 420k records makes millions of objects, and each 700 of them start a pass."
+    was = gc.isenabled(); gc.disable()
+    try: yield
+    finally:
+        if was: gc.enable()
+
+def _read_json(path):
+    with _no_gc(): return _loads(_read_bytes(path), path)  # 3x faster on a 33 MB file
 
 def _read_jsonl(path):
-    try: lines = Path(path).read_text().splitlines()
-    except OSError as e: raise UniMDError(f'{path}: cannot read it ({e.strerror})') from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip(): continue
-        try: obj = json.loads(line)
-        except json.JSONDecodeError as e: raise UniMDError(f'{path}: line {n}: not valid JSON ({e.msg}, column {e.colno})') from None
-        yield n, obj
+    "(line number, object) of every non-blank line."
+    for n, line in enumerate(_read_bytes(path).splitlines(), 1):
+        if line.strip(): yield n, _loads(line, f'{path}: line {n}')
 
-def _short(x): r = repr(x); return r if len(r) < 40 else r[:37] + '...'
+# %% ../nbs/05_evaluate.ipynb 54
+def _short(x): r = repr(x) if not isinstance(x, int) or abs(x) < 10**30 else f'{str(x)[:12]}... ({len(str(abs(x)))} digits)'; return r if len(r) < 40 else r[:37] + '...'
 
 def _get(obj, key, where):
     "obj[key], or an error naming the place and the missing field."
@@ -350,10 +395,12 @@ def _get(obj, key, where):
     return obj[key]
 
 def _num(x, where):
-    "A finite number (not a bool, a string or NaN), else an error."
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        raise UniMDError(f'{where} is {_short(x)}, not a number')
-    return float(x)
+    "A finite number (not a bool, a string, NaN or an integer beyond float range), else an error."
+    if isinstance(x, bool) or not isinstance(x, (int, float)): raise UniMDError(f'{where} is {_short(x)}, not a number')
+    try: f = float(x)
+    except OverflowError: raise UniMDError(f'{where} is {_short(x)}, too large for a number (beyond 1.8e308)') from None
+    if not math.isfinite(f): raise UniMDError(f'{where} is {_short(x)}, not a number')
+    return f
 
 def _seg(x, where, n=2):
     "A list of n numbers."
@@ -364,26 +411,50 @@ def _label(x, where):
     if isinstance(x, bool) or not isinstance(x, (str, int)): raise UniMDError(f'{where} is {_short(x)}, not a class name')
     return str(x)
 
-def read_tad_gt(path):
-    "A TAD ground-truth JSON (ActivityNet format) as a `TadTable` with every video's duration (NaN if absent)."
-    db = _get(_read_json(path), 'database', str(path))
-    if not isinstance(db, dict): raise UniMDError(f"{path}: 'database' must map video ids to videos")
-    rows, durations = [], {}
+# %% ../nbs/05_evaluate.ipynb 57
+def _numbers(xs):
+    "float64 array [N] of a list of JSON numbers, or None if one is not a finite number (bool, str, None, NaN, 10**400)."
+    if not set(map(type, xs)) <= {int, float}: return None        # type(True) is bool: booleans fail here
+    try: a = np.array(xs, np.float64)
+    except OverflowError: return None
+    return a if np.isfinite(a).all() else None
+
+def _tad_columns(per_video, scored):
+    "Fast path: (rows per video [V], segments [N, 2], labels [N], scores [N]) of `{vid: [record]}`, or None if one is off."
+    lists = list(per_video.values())
+    if not set(map(type, lists)) <= {list}: return None
+    recs = list(chain.from_iterable(lists))
+    if not set(map(type, recs)) <= {dict}: return None
+    try: segs, labels, scores = [r['segment'] for r in recs], [r['label'] for r in recs], [r['score'] for r in recs] if scored else [1.0] * len(recs)
+    except KeyError: return None
+    if not (set(map(type, segs)) <= {list} and set(map(len, segs)) <= {2} and set(map(type, labels)) <= {str, int}): return None
+    seg, score = _numbers(list(chain.from_iterable(segs))), _numbers(scores)
+    if seg is None or score is None: return None
+    labels = labels if set(map(type, labels)) <= {str} else list(map(str, labels))
+    return np.fromiter(map(len, lists), np.int64, len(lists)), seg.reshape(-1, 2), labels, score
+
+def _coded(xs):
+    "(sorted distinct values [K], code of each [N]) of a list of str: a set, a sort of K and a dict look-up per item."
+    vocab = sorted(set(xs))
+    index = {v: i for i, v in enumerate(vocab)}
+    return np.array(vocab, dtype=str), np.fromiter(map(index.__getitem__, xs), np.int64, len(xs))
+
+# %% ../nbs/05_evaluate.ipynb 59
+def _gt_rows_checked(db, path):
+    "Careful path over a ground-truth database: rows, or the first bad record's error."
+    rows = []
     for vid, v in db.items():
         w = f'{path}: database[{vid!r}]'
-        durations[vid] = _num(v['duration'], f'{w}.duration') if isinstance(v, dict) and 'duration' in v else math.nan
         anns = _get(v, 'annotations', w)
+        if 'duration' in v: _num(v['duration'], f'{w}.duration')
         if not isinstance(anns, list): raise UniMDError(f'{w}.annotations is {_short(anns)}, not a list')
         for i, a in enumerate(anns):
             s, e = _seg(_get(a, 'segment', f'{w}.annotations[{i}]'), f'{w}.annotations[{i}].segment')
             rows.append((vid, _label(_get(a, 'label', f'{w}.annotations[{i}]'), f'{w}.annotations[{i}].label'), s, e, 1.0))
-    return tad_table(rows, durations)
+    return rows
 
-def read_tad_pred(path):
-    "A TAD prediction JSON (`results` format; an Ego4D MQ submission's `detect_results`) as a `TadTable`."
-    obj = _read_json(path)
-    res = obj['detect_results'] if isinstance(obj, dict) and 'detect_results' in obj else _get(obj, 'results', str(path))
-    if not isinstance(res, dict): raise UniMDError(f"{path}: 'results' must map video ids to lists of predictions")
+def _pred_rows_checked(res, path):
+    "Careful path over a predictions `results` mapping: rows, or the first bad record's error."
     rows = []
     for vid, ps in res.items():
         w = f'{path}: results[{vid!r}]'
@@ -392,7 +463,37 @@ def read_tad_pred(path):
             s, e = _seg(_get(p, 'segment', f'{w}[{i}]'), f'{w}[{i}].segment')
             rows.append((vid, _label(_get(p, 'label', f'{w}[{i}]'), f'{w}[{i}].label'), s, e,
                          _num(_get(p, 'score', f'{w}[{i}]'), f'{w}[{i}].score')))
-    return tad_table(rows)
+    return rows
+
+def _table(per_video, scored, careful):
+    "A `TadTable` of `{vid: [record]}`: the fast columns, else `careful()`'s rows (which raises on the first bad record)."
+    cols = _tad_columns(per_video, scored)
+    if cols is None: return tad_table(careful())
+    n, seg, labels, score = cols
+    vids, has = np.array(list(per_video), dtype=str), n > 0
+    t = TadTable(np.repeat(vids, n), np.array(labels, dtype=str), seg, score)
+    t.codes['labels'] = _coded(labels)                             # coded once here, where the ids are still Python strings
+    t.codes['vids'] = (np.sort(vids[has]), np.repeat(np.argsort(np.argsort(vids[has], kind='stable')), n[has]))
+    return t
+
+def read_tad_gt(path):
+    "A TAD ground-truth JSON (ActivityNet format) as a `TadTable` with every video's duration (NaN if absent) and subset."
+    db = _get(_read_json(path), 'database', str(path))
+    if not isinstance(db, dict): raise UniMDError(f"{path}: 'database' must map video ids to videos")
+    if not set(map(type, db.values())) <= {dict}: _gt_rows_checked(db, path)
+    durs = {vid: v['duration'] for vid, v in db.items() if 'duration' in v}
+    if _numbers(list(durs.values())) is None: _gt_rows_checked(db, path)
+    t = _table({vid: v.get('annotations') for vid, v in db.items()}, False, lambda: _gt_rows_checked(db, path))
+    t.durations = {vid: float(durs.get(vid, math.nan)) for vid in db}
+    t.subsets = {vid: v.get('subset') for vid, v in db.items()}
+    return t
+
+def read_tad_pred(path):
+    "A TAD prediction JSON (`results` format; an Ego4D MQ submission's `detect_results`) as a `TadTable`."
+    obj = _read_json(path)
+    res = obj['detect_results'] if isinstance(obj, dict) and 'detect_results' in obj else _get(obj, 'results', str(path))
+    if not isinstance(res, dict): raise UniMDError(f"{path}: 'results' must map video ids to lists of predictions")
+    return _table(res, True, lambda: _pred_rows_checked(res, path))
 
 def _read_mr(path, field_name, n, lines=None):
     out = {}
@@ -415,7 +516,25 @@ def read_mr_pred(path):
     from unimd.formats import nlq_prediction_lines
     return _read_mr(path, 'pred_relevant_windows', 3, nlq_prediction_lines(path))
 
-# %% ../nbs/05_evaluate.ipynb 56
+# %% ../nbs/05_evaluate.ipynb 64
+SUBSET_DEFAULT = {'activitynet': 'validation', 'ego4d': 'validation', 'thumos': 'test', 'charades': 'all'}
+_SPLIT_ALIASES = {'val': 'validation', 'train': 'training', 'testing': 'test'}
+
+def split_name(s):
+    "A subset name as the evaluators compare it: lower case, short forms spelled out."
+    s = str(s).strip().lower()
+    return _SPLIT_ALIASES.get(s, s)
+
+def select_subset(gt, subset='validation'):
+    "The videos of `gt` in `subset` ('all': every video; a file without subsets: every video) -> (TadTable, {subset: videos left out})."
+    if split_name(subset) == 'all' or all(s is None for s in gt.subsets.values()): return gt, {}
+    keep = {v for v, s in gt.subsets.items() if s is not None and split_name(s) == split_name(subset)}
+    left = Counter('(none)' if s is None else str(s) for v, s in gt.subsets.items() if v not in keep)
+    rows = np.isin(gt.vids, np.array(sorted(keep), dtype=str))
+    return TadTable(gt.vids[rows], gt.labels[rows], gt.segments[rows], gt.scores[rows],
+                    {v: d for v, d in gt.durations.items() if v in keep}, {v: gt.subsets[v] for v in keep}), dict(left)
+
+# %% ../nbs/05_evaluate.ipynb 67
 class _Parser(argparse.ArgumentParser):
     "argparse that raises `UniMDError` (one line, exit code 2 from `unimd`) instead of printing usage and exiting."
     def error(self, message):
@@ -431,6 +550,9 @@ def evaluate_parser():
         s.add_argument('--benchmark', required=True, choices=choices)
         s.add_argument('--gt', required=True, help=f'ground truth .{ext}')
         s.add_argument('--pred', required=True, help=f'predictions .{ext}')
+        if task == 'tad':
+            s.add_argument('--subset', help="ground-truth subset to score, or 'all' (default as the official evaluator: "
+                           + ', '.join(f'{b} {s}' for b, s in SUBSET_DEFAULT.items()) + ')')
         s.add_argument('--json', action='store_true', help='print one JSON object of percentages')
     return p
 
@@ -439,18 +561,53 @@ def format_table(res, title=''):
     w = max(map(len, res))
     return '\n'.join(([title] if title else []) + [f'  {k:<{w}}  {v:7.2f}' for k, v in res.items()])
 
+# %% ../nbs/05_evaluate.ipynb 68
+def _say(kind, message): print(f'unimd evaluate: {kind}: {message}', file=sys.stderr)
+def _counts(c): return ', '.join(f'{k} {n}' for k, n in sorted(c.items()))
+
+def scored_gt(gt, subset, benchmark, path='ground truth'):
+    "The ground truth the official evaluator scores (`subset` None: the benchmark's default), saying what is left out."
+    subset = subset or SUBSET_DEFAULT[benchmark]
+    kept, left = select_subset(gt, subset)
+    if left and not kept.durations:
+        raise UniMDError(f"{path}: no video of subset {subset!r} (it has {_counts(left)}): pass --subset with one of these, or --subset all")
+    if left: _say('note', f"scoring the {len(kept.durations)} videos of subset {subset!r}; left out {sum(left.values())} "
+                  f"videos of other subsets ({_counts(left)}); --subset all scores every video")
+    return kept
+
+def unmatched_tad(gt, pred, benchmark):
+    "Warn about predictions the metric ignores (class not in the ground truth) or scores as false positives (other videos)."
+    no_class = lookup_column(gt.coded('labels')[0], pred, 'labels') < 0
+    if no_class.any():
+        _say('warning', f'{no_class.sum()} predictions of {len(np.unique(pred.labels[no_class]))} classes the ground truth '
+             f'does not have are ignored (e.g. {str(pred.labels[no_class][0])!r})')
+    other = (lookup_column(np.array(list(gt.durations), dtype=str), pred, 'vids') < 0) & ~no_class
+    if other.any():
+        fate = 'are ignored by the frame mAP' if benchmark == 'charades' else 'count as false positives, as in the official code'
+        _say('warning', f'{other.sum()} predictions for {len(np.unique(pred.vids[other]))} videos outside the scored ground truth {fate}')
+    return int(no_class.sum()), int(other.sum())
+
+def unmatched_mr(gt, pred):
+    "Warn about predicted query ids the ground truth does not have (ignored)."
+    extra = [q for q in pred if q not in gt]
+    if extra: _say('warning', f'{len(extra)} predicted query ids are not in the ground truth and are ignored (e.g. {extra[0]!r})')
+    return len(extra)
+
 def cli_evaluate(argv):
-    "`unimd evaluate tad|mr --benchmark B --gt GT --pred PRED [--json]`; returns the exit code."
+    "`unimd evaluate tad|mr --benchmark B --gt GT --pred PRED [--subset S] [--json]`; returns the exit code."
     a = evaluate_parser().parse_args(argv)
     if a.task == 'tad':
         gt, pred = read_tad_gt(a.gt), read_tad_pred(a.pred)
+        gt = scored_gt(gt, a.subset, a.benchmark, a.gt)
         if a.benchmark == 'charades':
             bad = [v for v, d in gt.durations.items() if not d > 0]
             if bad: raise UniMDError(f"{a.gt}: database[{bad[0]!r}]: charades needs a positive 'duration' for every video")
+        unmatched_tad(gt, pred, a.benchmark)
         res = evaluate_tad(gt, pred, a.benchmark)
         info = f'{len(gt.durations)} videos, {len(gt)} instances, {len(np.unique(gt.labels))} classes; {len(pred)} predictions'
     else:
         gt, pred = read_mr_gt(a.gt), read_mr_pred(a.pred)
+        unmatched_mr(gt, pred)
         res = evaluate_mr(gt, pred, a.benchmark)
         info = f'{len(gt)} queries, {sum(q in gt for q in pred)} of them predicted'
     print(json.dumps(res) if a.json else format_table(res, f'{a.task.upper()} {a.benchmark} ({info})'))
