@@ -18,7 +18,7 @@ TASKS = (TAD, MR)
 class UniMDError(Exception):
     "An error the user can fix: the message names the file or value and says what to do. The CLI prints it as one line."
 
-# %% ../nbs/00_core.ipynb 6
+# %% ../nbs/00_core.ipynb 7
 @dataclass(frozen=True)
 class Moment:
     "One detected (or annotated) temporal segment, in seconds, with a confidence."
@@ -29,7 +29,7 @@ class Moment:
     @property
     def length(self): return self.end - self.start
 
-# %% ../nbs/00_core.ipynb 8
+# %% ../nbs/00_core.ipynb 9
 @dataclass(frozen=True)
 class Query:
     "A question put to the model: a TAD class name or an MR sentence (eq. 4's $q_i$)."
@@ -41,7 +41,7 @@ class Query:
         if self.task not in TASKS: raise UniMDError(f"query task must be one of {TASKS}, got {self.task!r}")
         if not self.text.strip(): raise UniMDError(f"query {self.qid!r} has empty text: give a class name or a sentence")
 
-# %% ../nbs/00_core.ipynb 11
+# %% ../nbs/00_core.ipynb 12
 @dataclass(frozen=True)
 class Action:
     "One TAD instance: a closed-set class label and its segment in seconds."
@@ -81,7 +81,7 @@ class Video:
         else: segs = [w for s in self.sentences if s.qid == query.qid for w in s.windows]
         return np.asarray(segs, dtype=np.float64).reshape(-1, 2)
 
-# %% ../nbs/00_core.ipynb 14
+# %% ../nbs/00_core.ipynb 15
 def segment_iou(a, b):
     "Temporal IoU of every segment in `a` [N, 2] with every segment in `b` [M, 2] -> [N, M]."
     a, b = np.asarray(a, dtype=np.float64).reshape(-1, 2), np.asarray(b, dtype=np.float64).reshape(-1, 2)
@@ -90,7 +90,7 @@ def segment_iou(a, b):
     with np.errstate(divide='ignore', invalid='ignore'):
         return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
-# %% ../nbs/00_core.ipynb 17
+# %% ../nbs/00_core.ipynb 18
 @dataclass
 class Batch:
     "A padded mini-batch of B videos with Q query slots each."
@@ -117,7 +117,7 @@ class Batch:
         "Feature steps (any shape) of video `b` -> seconds."
         return self.t0[b] + steps * self.dt[b]
 
-# %% ../nbs/00_core.ipynb 20
+# %% ../nbs/00_core.ipynb 21
 def plot_timeline(video, ax=None, predictions=None):
     "Draw a video's TAD actions and MR sentences (and optional `{query_text: [Moment]}` predictions) on one time axis."
     import matplotlib.pyplot as plt

@@ -74,7 +74,7 @@ def _field(rec, key, path, where):
         raise UniMDError(f"{path}: {where} has no {key!r} field: is this the right file? (see data/README.md)")
     return rec[key]
 
-# %% ../nbs/01_data.ipynb 18
+# %% ../nbs/01_data.ipynb 19
 def charades_classes(root=None):
     "The 157 Charades class names; index = class id (c000 ... c156)."
     path, names = find_file(root, 'charades', 'Charades_v1_classes.txt'), []
@@ -85,7 +85,7 @@ def charades_classes(root=None):
         names.append(name.strip())
     return names
 
-# %% ../nbs/01_data.ipynb 20
+# %% ../nbs/01_data.ipynb 22
 def _charades_actions(cell, names, length, path, lineno):
     "Parse one `actions` cell (`c092 11.90 21.20;c147 0.00 12.60`) into fixed Actions."
     acts = []
@@ -116,7 +116,7 @@ def read_charades(split, root=None):
             videos[row['id']] = Video(row['id'], length, split, _charades_actions(row['actions'], names, length, path, rows.line_num))
     return videos
 
-# %% ../nbs/01_data.ipynb 23
+# %% ../nbs/01_data.ipynb 25
 def read_charades_sta(split, videos=None, root=None):
     "Charades-STA sentences of `split`: added to copies of the given Charades `videos`, or as MR-only videos."
     _check_split(split, ('train', 'test'), 'Charades-STA')
@@ -146,14 +146,14 @@ def duplicate_sentences(videos):
         for s in v.sentences: by_text[s.text].append(s.qid)
     return {t: q for t, q in by_text.items() if len(q) > 1}
 
-# %% ../nbs/01_data.ipynb 26
+# %% ../nbs/01_data.ipynb 28
 def relative_lengths(videos, task=TAD):
     "Length / video duration of every TAD action (or every MR window) in `videos` -> array [n]."
     if task == TAD: l = [(a.end - a.start) / v.duration for v in videos.values() if v.duration > 0 for a in v.actions]
     else: l = [(w[1] - w[0]) / v.duration for v in videos.values() if v.duration > 0 for s in v.sentences for w in s.windows]
     return np.asarray(l, dtype=np.float64)
 
-# %% ../nbs/01_data.ipynb 30
+# %% ../nbs/01_data.ipynb 32
 def anet_vid(name):
     "Canonical ActivityNet id `v_<11-char YouTube id>` from a bare id, a `v_` id or a `.mp4` file name."
     name = name.strip().removesuffix('.mp4')
@@ -165,7 +165,7 @@ def anet_classes(root=None):
     except UniMDError:
         with open(find_file(root, 'anet', 'action_name.csv'), newline='') as f: return [r['action'] for r in csv.DictReader(f)]
 
-# %% ../nbs/01_data.ipynb 33
+# %% ../nbs/01_data.ipynb 35
 ANET_SPLITS = {'train': ('train', 'training'), 'val': ('valid', 'validation'), 'test': ('test', 'testing')}
 
 def _anet_label(label, names, path, where):
@@ -215,7 +215,7 @@ def read_anet(split, root=None, source='tsp'):
     _check_split(source, ('tsp', 'bsn'), 'ActivityNet source')
     return (_read_anet_tsp if source == 'tsp' else _read_anet_bsn)(split, root)
 
-# %% ../nbs/01_data.ipynb 36
+# %% ../nbs/01_data.ipynb 38
 ANET_CAPTION_FILES = {'train': 'train_modified.json', 'val_1': 'val_1.json', 'val_2': 'val_2.json'}
 
 def read_anet_captions(split, root=None):
@@ -235,7 +235,7 @@ def read_anet_captions(split, root=None):
         videos[vid] = Video(vid, d, split, [], sents)
     return videos
 
-# %% ../nbs/01_data.ipynb 39
+# %% ../nbs/01_data.ipynb 41
 def _clipped(video, duration):
     "Actions and sentences of `video` clipped to `duration`."
     acts = [Action(a.label, *fix_segment(a.start, a.end, duration)) for a in video.actions]
@@ -262,7 +262,7 @@ def task_index(videos):
         if v.has_tad or v.has_mr: idx['both' if v.has_tad and v.has_mr else 'tad_only' if v.has_tad else 'mr_only'].append(vid)
     return idx
 
-# %% ../nbs/01_data.ipynb 45
+# %% ../nbs/01_data.ipynb 47
 EGO4D_SPLITS = {'train': 'training', 'val': 'validation', 'test': 'test'}
 
 def _ego4d_clips(task, split, root):
@@ -307,7 +307,7 @@ def read_ego4d_nlq(split, root=None):
         videos[uid] = Video(uid, d, split, [], sents)
     return videos
 
-# %% ../nbs/01_data.ipynb 49
+# %% ../nbs/01_data.ipynb 51
 def read_mr_jsonl(path, subset='test'):
     "Videos from an MR JSONL file (`qid, query, vid, duration, relevant_windows` per line; windows optional)."
     videos = {}
@@ -333,13 +333,13 @@ def read_qvhighlights(split, root=None):
     name = next((n for n in names if Path(root if root is not None else data_root(), 'qvhighlights', n).is_file()), names[-1])
     return read_mr_jsonl(find_file(root, 'qvhighlights', name), split)
 
-# %% ../nbs/01_data.ipynb 53
+# %% ../nbs/01_data.ipynb 55
 def current_umask() -> int:
     "The process umask, read from /proc where it can be (os.umask can only read it by setting it)."
     try: return int(next(l for l in open('/proc/self/status') if l.startswith('Umask:')).split()[1], 8)
     except (OSError, StopIteration): u = os.umask(0o022); os.umask(u); return u
 
-# %% ../nbs/01_data.ipynb 55
+# %% ../nbs/01_data.ipynb 57
 @contextmanager
 def atomic_file(path, mode='wb'):
     "Open a temporary file beside `path` for writing; it replaces `path` only if the block finishes (never half a file)."
@@ -354,7 +354,7 @@ def atomic_file(path, mode='wb'):
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-# %% ../nbs/01_data.ipynb 58
+# %% ../nbs/01_data.ipynb 60
 def _write_lines(lines, path):
     with atomic_file(path, 'w') as f: f.writelines(l + '\n' for l in lines)
     return Path(path)
@@ -397,7 +397,7 @@ def write_mr_predictions(preds, path):
              for vid, q in preds.items() for qid, ms in q.items()]
     return _write_lines(lines, path)
 
-# %% ../nbs/01_data.ipynb 60
+# %% ../nbs/01_data.ipynb 63
 def read_tad_json(path):
     "Videos from an ActivityNet-style TAD json (`{\"database\": {vid: {subset, duration, annotations}}}`)."
     db = _field(load_json(path), 'database', path, 'the top level')
