@@ -9,7 +9,8 @@ import torch
 from .core import UniMDError
 
 # %% auto 0
-__all__ = ['overlap_decay_', 'soft_nms', 'soft_nms_loop', 'score_voting', 'decode', 'decode_loop']
+__all__ = ['overlap_decay_', 'soft_nms', 'soft_nms_loop', 'score_voting', 'decode', 'decode_loop', 'level_slices',
+           'official_candidates', 'decode_official']
 
 # %% ../nbs/15_decode.ipynb 5
 def overlap_decay_(iou, sigma: float, iou_threshold: float, method: str):
@@ -33,7 +34,7 @@ def _compact(min_score, s, *cols):
 
 # %% ../nbs/15_decode.ipynb 6
 def soft_nms(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, min_score: float = 0.001,
-             max_out: int = 100, method: str = 'gaussian'):
+             max_out: int = 100, method: str = 'gaussian', length_eps: float = 0.):
     "Soft-NMS of Q candidate lists at once: segments [Q, N, 2], scores [Q, N] (<= 0: none) -> kept segs, scores, idx [Q, K]."
     _check_method(method, sigma)
     Q, N = scores.shape
@@ -43,7 +44,8 @@ def soft_nms(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, m
     kept_score = scores.new_zeros(Q, K)                                                 # [Q, K]
     s = torch.where((scores > 0) & (scores >= min_score), scores, -1.)                  # [Q, N] working, -1: dead
     a, b = segments[..., 0].contiguous(), segments[..., 1].contiguous()                 # [Q, N] starts, ends
-    ln, idx = b - a, torch.arange(N, device=scores.device).expand(Q, N)                 # [Q, N] lengths, original index
+    ln = b - a + length_eps                                                             # [Q, N] lengths (official: + 1e-6)
+    idx = torch.arange(N, device=scores.device).expand(Q, N)                            # [Q, N] original index
     for k in range(K):
         if k % 16 == 0:
             s, a, b, ln, idx = _compact(min_score, s, a, b, ln, idx)
@@ -54,16 +56,16 @@ def soft_nms(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, m
         kept_idx[:, k] = torch.where(live, idx[rows, j], -1)
         kept_score[:, k] = torch.where(live, best, 0)
         s[rows, j] = -1.
-        pa, pb = a[rows, j, None], b[rows, j, None]                                     # [Q, 1] the kept segment
+        pa, pb, pl = a[rows, j, None], b[rows, j, None], ln[rows, j, None]             # [Q, 1] the kept segment
         torch.minimum(b, pb, out=inter).sub_(torch.maximum(a, pa, out=union)).clamp_(min=0)   # [Q, N] overlap
-        torch.add(ln, pb - pa, out=union).sub_(inter).clamp_(min=1e-12)                 # [Q, N] union
+        torch.add(ln, pl, out=union).sub_(inter).clamp_(min=1e-12)                      # [Q, N] union
         s.mul_(overlap_decay_(inter.div_(union), sigma, iou_threshold, method))         # inter now holds the IoU
     kept = segments.gather(1, kept_idx.clamp(min=0)[..., None].expand(Q, K, 2))        # [Q, K, 2]
     return kept * (kept_idx >= 0)[..., None], kept_score, kept_idx
 
 # %% ../nbs/15_decode.ipynb 10
 def soft_nms_loop(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, min_score: float = 0.001,
-                  max_out: int = 100, method: str = 'gaussian'):
+                  max_out: int = 100, method: str = 'gaussian', length_eps: float = 0.):
     "Reference `soft_nms`: a Python loop over queries, each a plain pick-and-decay loop over a shrinking numpy list."
     _check_method(method, sigma)
     Q, N = scores.shape
@@ -78,7 +80,7 @@ def soft_nms_loop(segments, scores, sigma: float = 0.5, iou_threshold: float = 0
             m = int(np.argmax(sc))                                                      # first of equal scores
             kept_idx[q, k], kept_score[q, k] = idx[m], sc[m]
             inter = np.maximum(np.minimum(b, b[m]) - np.maximum(a, a[m]), 0)
-            iou = inter / np.maximum((b - a) + (b[m] - a[m]) - inter, 1e-12)
+            iou = inter / np.maximum((b - a) + (b[m] - a[m]) + 2 * length_eps - inter, 1e-12)
             if method == 'gaussian': sc = sc * np.exp(iou * iou / -sigma)
             else: sc = np.where(iou > iou_threshold, sc * (1 - iou if method == 'linear' else 0), sc)
             keep = (sc > 0) & (sc >= min_score)
@@ -159,4 +161,50 @@ def decode_loop(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_n
                     if w.sum() > 0: a, e = (w * ca).sum() / w.sum(), (w * ce).sum() / w.sum()
                 rows.append([a, e, sc])
             out[b][q] = torch.tensor(rows).reshape(-1, 3)
+    return out
+
+# %% ../nbs/15_decode.ipynb 24
+def level_slices(points):
+    "The contiguous index range of each pyramid level in points [P, 4] (a level = a run of equal strides)."
+    s = points[:, 3]
+    edges = [0] + ((s[1:] != s[:-1]).nonzero()[:, 0] + 1).tolist() + [len(s)]
+    return [slice(a, b) for a, b in zip(edges, edges[1:])]
+
+def official_candidates(prob, d, points, score_thresh=0.001, pre_nms_topk=5000, duration_thresh=0.05):
+    "One video's candidates, official selection: prob [P, Q], d [P, Q, 2] -> segments [N, 2], scores [N], queries [N]."
+    Q, out = prob.shape[1], []
+    for sl in level_slices(points):
+        p = prob[sl].flatten()                                                          # [T_l * Q] point-major
+        keep = (p > score_thresh).nonzero()[:, 0]
+        sc, order = p[keep].sort(descending=True)
+        i, sc = keep[order[:pre_nms_topk]], sc[:pre_nms_topk]                           # [n] the level's best
+        pt, q = i // Q, i % Q
+        t, stride, dd = points[sl][pt, 0], points[sl][pt, 3], d[sl][pt, q]              # [n], [n], [n, 2]
+        seg = torch.stack([t - dd[:, 0] * stride, t + dd[:, 1] * stride], 1)            # [n, 2]
+        ok = seg[:, 1] - seg[:, 0] > duration_thresh
+        out.append((seg[ok], sc[ok], q[ok]))
+    return tuple(torch.cat(x) for x in zip(*out))
+
+# %% ../nbs/15_decode.ipynb 26
+def decode_official(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=5000, sigma=0.9,
+                    max_seg=2000, min_score=0.001, duration_thresh=0.05):
+    "`decode` as the official code decodes: per-level top-k over all queries, Soft-NMS per query, no voting -> [B][Q] [k, 3]."
+    B, P, Q = cls_logits.shape
+    out = [[cls_logits.new_zeros(0, 3) for _ in range(Q)] for _ in range(B)]
+    prob = torch.sigmoid(cls_logits.float()) * pmask[..., None]                         # [B, P, Q]
+    for b in range(B):
+        qs = qmask[b].nonzero()[:, 0]                                                    # [Qb] real queries
+        seg, sc, q = official_candidates(prob[b][:, qs], reg[b][:, qs].float(), points, score_thresh, pre_nms_topk, duration_thresh)
+        order = torch.argsort(q, stable=True)                                            # group by query, order kept
+        n = torch.bincount(q, minlength=len(qs))                                         # [Qb]
+        col = torch.arange(len(q), device=q.device) - (torch.cumsum(n, 0) - n)[q[order]]   # slot within its query
+        N = int(n.max()) if len(q) else 0
+        segs, scores = seg.new_zeros(len(qs), N, 2), sc.new_zeros(len(qs), N)
+        segs[q[order], col], scores[q[order], col] = seg[order], sc[order]              # [Qb, N, 2], [Qb, N]
+        kept, ks, ki = soft_nms(segs, scores, sigma, 0.1, min_score, max_seg, 'gaussian', length_eps=1e-6)
+        flat = torch.where(ki >= 0, ks, -1.).flatten()                                   # [Qb * K]
+        best = flat.topk(min(max_seg, int((flat >= 0).sum()))).indices                    # the video's max_seg best
+        r, k = best // max(ks.shape[1], 1), best % max(ks.shape[1], 1)
+        res = torch.cat([kept[r, k], ks[r, k, None]], 1)                                 # [M, 3] best first
+        for i, qi in enumerate(qs.tolist()): out[b][qi] = res[r == i]
     return out

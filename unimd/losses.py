@@ -39,9 +39,10 @@ def task_onehot(qmask, qtask):
         raise UniMDError("qtask must be 0 (TAD) or 1 (MR) on every real query: check how the batch was collated")
     return torch.stack([qmask & (qtask == 0), qmask & (qtask == 1)], -1)
 
-def smooth_targets(cls_targets, onehot, eps: float):
-    "ActionFormer label smoothing per video and task: (1 - eps) * y + eps / (queries of that task + 1)."
+def smooth_targets(cls_targets, onehot, eps: float, n_classes: int = 0):
+    "ActionFormer label smoothing per video and task: (1 - eps) * y + eps / (queries of that task + 1), or n_classes + 1."
     if eps == 0: return cls_targets
+    if n_classes: return cls_targets * (1 - eps) + eps / (n_classes + 1)    # official: the TAD class count, both tasks
     per_task = onehot.sum(1, keepdim=True)                                  # [B, 1, 2] real queries per task
     n = (onehot * per_task).sum(-1)                                         # [B, Q] count for each query's task
     return cls_targets * (1 - eps) + eps / (n[:, None, :] + 1)              # [B, P, Q]
@@ -50,19 +51,23 @@ def smooth_targets(cls_targets, onehot, eps: float):
 class UniMDLoss(nn.Module):
     "Eq. 10 for both tasks: focal + DIoU per task, each over its own moving positive count, then the lambda-weighted sum."
     def __init__(self, alpha=0.25, gamma=2.0, label_smoothing=0.0, lambda_tad=3.0, lambda_mr=1.0,
-                 ema_init=100, ema_momentum=0.9):
+                 ema_init=100, ema_momentum=0.9, shared_norm=False, smoothing_classes=0):
         super().__init__()
         self.alpha, self.gamma, self.label_smoothing, self.ema_momentum = alpha, gamma, label_smoothing, ema_momentum
+        self.shared_norm, self.smoothing_classes = shared_norm, smoothing_classes   # the official rules (compat mode)
         self.register_buffer('lambdas', torch.tensor([float(lambda_tad), float(lambda_mr)]), persistent=False)
         self.register_buffer('normalizer', torch.full((2,), float(ema_init)))   # [2] moving positives: TAD, MR
 
     @torch.no_grad()
     def update_normalizer(self, npos, present):
-        "One EMA step of each task's positive count, for the tasks present in the batch (training mode only)."
-        if not self.training: return
-        m = self.ema_momentum
-        new = m * self.normalizer + (1 - m) * npos.clamp(min=1)
-        self.normalizer.copy_(torch.where(present, new, self.normalizer))
+        "One EMA step of each task's positive count, for the tasks present (training only) -> the [2] divisors of the batch."
+        if not self.training: return self.normalizer.clone()
+        m, n = self.ema_momentum, self.normalizer.clone()
+        step = lambda old, k: torch.where(present[k], m * old + (1 - m) * npos[k].clamp(min=1), old)
+        if not self.shared_norm: n = torch.stack([step(n[0], 0), step(n[1], 1)])
+        else: n[0] = step(n[1], 0); n[1] = step(n[0], 1)                   # one count: TAD updates it, then MR
+        self.normalizer.copy_(n.expand(2) if not self.shared_norm else n[1].expand(2))
+        return n
 
     def forward(self, cls_logits, reg, cls_targets, reg_targets, pmask, qmask, qtask) -> dict:
         "Loss terms of one batch: total, tad, mr, cls, reg (lambda-weighted), and each task's parts and counts."
@@ -70,10 +75,9 @@ class UniMDLoss(nn.Module):
         valid = pmask[:, :, None] & qmask[:, None, :]                        # [B, P, Q]
         pos = valid & (cls_targets > 0)                                      # [B, P, Q]
         npos = (pos.sum(1)[..., None] * onehot).sum((0, 1))                  # [2] positives per task
-        self.update_normalizer(npos.float(), onehot.any(1).any(0))
-        norm = self.normalizer.clone()                                       # [2] a copy: later steps update in place
+        norm = self.update_normalizer(npos.float(), onehot.any(1).any(0))  # [2] a copy: later steps update in place
 
-        targets = smooth_targets(cls_targets.float(), onehot, self.label_smoothing)
+        targets = smooth_targets(cls_targets.float(), onehot, self.label_smoothing, self.smoothing_classes)
         focal = sigmoid_focal_loss(cls_logits.float(), targets, self.alpha, self.gamma) * valid   # [B, P, Q]
         cls = (focal.sum(1)[..., None] * onehot).sum((0, 1)) / norm          # [2]
 
