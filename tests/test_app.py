@@ -181,3 +181,77 @@ def test_page_in_headless_chromium(running, setup, tmp_path):
         assert len(el('results').find_elements(By.CSS_SELECTOR, 'tbody tr')) == 2
     finally:
         b.quit()
+
+
+# ---------------------------------------------------------------- a video: the player beside the timeline, click to seek
+
+def moving_square(n=240, h=64, w=96):
+    "n frames [n, h, w, 3]: a red square crossing a blue background, left to right."
+    f = np.zeros((n, h, w, 3), np.uint8); f[..., 2] = 120
+    for k in range(n):
+        x = int((w - 16) * k / max(n - 1, 1)); f[k, 24:40, x:x + 16] = (230, 30, 30)
+    return f
+
+
+@pytest.fixture(scope='module')
+def video_running(tmp_path_factory):
+    "A 512-d model (a few steps on a SYNTHETIC world), a random-weight CLIP extractor, and a served folder with one 10 s video."
+    from unimd.extract import ClipImageEncoder, make_test_video
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp('video')
+    cfg = update_config(demo_config(quick=True), {'data': {'synthetic': dict(n_train=12, n_test=4, n_classes=4, feat_dim=512)},
+                                                  'model': dict(feat_dim=512, channels=16, reg_mlp_hidden=16, fpn_layers=1),
+                                                  'train': dict(warmup_epochs=1, epochs=1, batch_size=4, eval_epochs=[])})
+    torch.manual_seed(0)
+    train(cfg, d / 'run', progress=False, stop_after=2)
+    make_test_video(d / 'videos' / 'square.webm', moving_square(), fps=24, codec='libvpx')
+    enc = ClipImageEncoder(pretrained=None, device='cpu')                  # random weights: offline, 512-d like ViT-B/32's
+    app = DemoApp(Predictor.from_checkpoint(d / 'run' / 'checkpoint.pt', device='cpu', extractor=enc), d / 'videos', d / 'up')
+    server, url = serve(app, port=0)
+    yield url, app, make_world(cfg.data.synthetic)
+    server.shutdown(); server.server_close()
+
+
+def test_api_video_has_media_with_ranges(video_running):
+    url, app, world = video_running
+    code, body = call(url, '/api/detect', json.dumps(dict(source='square.webm', queries=world.classes[0], top_k=2)).encode())
+    r = json.loads(body)
+    assert code == 200 and r['media'] == '/media/square.webm' and 9.9 < r['duration'] < 10.1 and len(r['rows']) == 2
+    whole = (Path(app.data_dir) / 'square.webm').read_bytes()
+    req = urllib.request.Request(url + 'media/square.webm', headers={'Range': 'bytes=1000-'})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 206 and resp.read() == whole[1000:]
+        assert resp.headers['Content-Range'] == f'bytes 1000-{len(whole) - 1}/{len(whole)}'
+    feats = json.loads(call(url, '/api/info')[1])
+    assert feats['sources'] == ['square.webm']
+
+
+def test_click_seeks_the_player_in_headless_chromium(video_running, tmp_path):
+    url, app, world = video_running
+    b = browser_or_skip(tmp_path)
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait, Select
+    try:
+        b.get(url)
+        el = lambda i: b.find_element(By.ID, i)
+        wait = WebDriverWait(b, 120)
+        assert not el('player').is_displayed()                                   # nothing to play yet
+        Select(el('source')).select_by_value('square.webm')
+        el('queries').send_keys(f'{world.classes[1]}\nthe red square moves right')
+        el('topk').clear(); el('topk').send_keys('3')
+        el('run').click()
+        wait.until(lambda _: 'moments in' in el('status').text or el('error').text)
+        assert el('error').text == '' and el('player').is_displayed()
+        wait.until(lambda _: b.execute_script("return document.getElementById('player').readyState") >= 1)
+        assert abs(b.execute_script("return document.getElementById('player').duration") - 10) < 0.1
+        rows = b.find_elements(By.CSS_SELECTOR, '#results tbody tr.moment')
+        assert len(rows) == 6
+        for row in (rows[4], rows[1]):                                            # a later moment, then an earlier one
+            start = float(row.get_attribute('data-start'))
+            row.click()
+            wait.until(lambda _: b.execute_script("const p = document.getElementById('player'); return !p.seeking && "
+                                                  f"Math.abs(p.currentTime - {start}) < 1e-3"))
+            assert 'playing' in row.get_attribute('class') and f'{start:.2f}' in el('now').text
+        assert b.execute_script("return document.getElementById('player').paused")        # seeking does not start playback
+    finally:
+        b.quit()

@@ -4,10 +4,10 @@
 
 # %% ../nbs/32_app.ipynb 2
 from __future__ import annotations
-import argparse, base64, html, io, json, os, re, shutil, sys, tempfile, threading
+import argparse, base64, html, io, json, mimetypes, os, re, shutil, signal, sys, tempfile, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlparse, parse_qs
+from urllib.parse import urlparse, parse_qs, quote, unquote
 from .core import UniMDError
 from .data import atomic_file
 from .features import FEATURE_EXTS
@@ -15,7 +15,8 @@ from .predictor import Predictor, plot_detections
 
 # %% auto 0
 __all__ = ['VIDEO_EXTS', 'SOURCE_EXTS', 'UPLOAD', 'PAGE', 'safe_name', 'list_sources', 'figure_png', 'DemoApp', 'save_upload',
-           'parse_query_lines', 'detect', 'render_page', 'Handler', 'serve', 'app_parser', 'launch', 'cli_app']
+           'parse_query_lines', 'detect', 'RangeNotSatisfiable', 'parse_range', 'media_path', 'media_url', 'media_type',
+           'render_page', 'Handler', 'serve', 'app_parser', 'launch', 'cli_app']
 
 # %% ../nbs/32_app.ipynb 5
 VIDEO_EXTS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv', '.3gp')
@@ -111,7 +112,7 @@ def _encode(self, name):
     self.current = key
 
 def detect(self, source, queries, top_k=5) -> dict:
-    "Detections for `queries` in `source`: {'rows': [...], 'png': bytes, 'duration', 'windows', 'source'}."
+    "Detections for `queries` in `source`: {'rows': [...], 'png': bytes, 'duration', 'windows', 'source', 'media'}."
     qs, top_k = parse_query_lines(queries), int(top_k)
     if not 1 <= top_k <= 100: raise UniMDError(f"top-k must be between 1 and 100, got {top_k}")
     with self.lock:
@@ -123,11 +124,44 @@ def detect(self, source, queries, top_k=5) -> dict:
                                                     title=f'{pr.vid}: top-{min(top_k, 5)} moments per query, best on top'),
                          height=0.55 * max(n_q, len(set(qs))) + 1.3)
         return dict(rows=json.loads(df.to_json(orient='records')), png=png, duration=pr.duration,
-                    windows=len(pr.windows), source=source)
+                    windows=len(pr.windows), source=source, media=self.media_url(source))
 
 DemoApp._encode, DemoApp.detect = _encode, detect
 
-# %% ../nbs/32_app.ipynb 18
+# %% ../nbs/32_app.ipynb 13
+class RangeNotSatisfiable(ValueError):
+    "A byte range that starts past the end of the file (HTTP 416)."
+
+def parse_range(header, size: int):
+    "The inclusive byte range (start, end) an HTTP `Range` header asks of a `size`-byte file; None for the whole file."
+    m = re.fullmatch(r'bytes=(\d*)-(\d*)', (header or '').strip())
+    if not m or m.groups() == ('', ''): return None                  # absent, malformed or multi-range: the whole file
+    a, b = m.groups()
+    if a == '': return (max(0, size - int(b)), size - 1) if int(b) > 0 and size else _unsatisfiable(header, size)
+    start, end = int(a), min(int(b), size - 1) if b else size - 1
+    return (start, end) if start < size and start <= end else _unsatisfiable(header, size)
+
+def _unsatisfiable(header, size):
+    raise RangeNotSatisfiable(f"{header} of a {size}-byte file")
+
+# %% ../nbs/32_app.ipynb 15
+def media_path(self, name) -> Path:
+    "The video file the server offers as `name` (only videos it lists can be played)."
+    p = self.sources().get(name)
+    if p is None or p.suffix.lower() not in VIDEO_EXTS: raise UniMDError(f"{name!r} is not a video this server offers")
+    return p
+
+def media_url(self, name):
+    "Where the page's player loads source `name` from (None for a feature file: nothing to play)."
+    return '/media/' + quote(name) if Path(name).suffix.lower() in VIDEO_EXTS else None
+
+def media_type(path) -> str:
+    "The Content-Type of a video file (what the browser needs to pick a decoder)."
+    return {'.mkv': 'video/webm'}.get(Path(path).suffix.lower()) or mimetypes.guess_type(str(path))[0] or 'application/octet-stream'
+
+DemoApp.media_path, DemoApp.media_url = media_path, media_url
+
+# %% ../nbs/32_app.ipynb 24
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>UniMD demo</title>
 <style>
@@ -136,7 +170,10 @@ PAGE = """<!doctype html>
  fieldset { border: 1px solid #ccc; border-radius: 6px; margin-bottom: 1em; } label { font-weight: 600; }
  textarea { width: 100%; font-family: inherit; font-size: 0.95em; } select { min-width: 22em; }
  #run { font-size: 1em; padding: 0.4em 1.4em; } #error { color: #b00020; white-space: pre-wrap; margin: 0.5em 0; }
- #status { color: #555; margin-left: 1em; } #timeline { max-width: 100%; display: none; margin: 1em 0; }
+ #status { color: #555; margin-left: 1em; } #timeline { max-width: 100%; display: none; }
+ #view { display: flex; gap: 1em; align-items: flex-start; margin: 1em 0; } #view > div { flex: 1; min-width: 0; }
+ #viewer { display: none; flex: 0 0 420px; } #player { width: 420px; background: #000; } #now { color: #555; font-size: 0.85em; }
+ tr.moment { cursor: pointer; } tr.moment:hover { background: #eef; } tr.playing { background: #dde8ff; }
  table { border-collapse: collapse; font-size: 0.9em; } td, th { border-bottom: 1px solid #ddd; padding: 0.25em 0.7em; text-align: left; }
  td.num { text-align: right; font-variant-numeric: tabular-nums; } .chip { display: inline-block; margin: 0.15em; padding: 0.1em 0.5em;
  border: 1px solid #9ab; border-radius: 1em; cursor: pointer; font-size: 0.85em; } .chip:hover { background: #eef; }
@@ -154,12 +191,27 @@ PAGE = """<!doctype html>
  <label for="topk">moments per query</label> <input type="number" id="topk" value="3" min="1" max="100" style="width:4em">
  <button id="run" type="button">Detect</button><span id="status"></span>
 </fieldset>
-<img id="timeline" alt="timeline of the detected moments">
+<div id="view">
+ <div id="viewer"><video id="player" controls preload="metadata" muted playsinline></video><div id="now">click a moment to jump to it</div></div>
+ <div><img id="timeline" alt="timeline of the detected moments"></div>
+</div>
 <table id="results"></table>
 <script>
 const $ = id => document.getElementById(id);
 async function asJson(r) { const j = await r.json().catch(() => ({error: 'HTTP ' + r.status})); if (!r.ok) throw new Error(j.error || ('HTTP ' + r.status)); return j; }
 function addQuery(t) { const q = $('queries'); q.value = (q.value.trim() ? q.value.trim() + '\\n' : '') + t; }
+function seek(t, row) {
+  const p = $('player');
+  const go = () => { p.currentTime = t; $('now').textContent = 'at ' + t.toFixed(2) + ' s'; };
+  if (p.readyState >= 1) go(); else p.addEventListener('loadedmetadata', go, {once: true});
+  document.querySelectorAll('tr.playing').forEach(r => r.classList.remove('playing')); row.classList.add('playing');
+}
+function showMedia(url) {
+  const p = $('player');
+  if (!url) { p.removeAttribute('src'); p.load(); $('viewer').style.display = 'none'; return; }
+  if (p.getAttribute('src') !== url) { p.src = url; $('now').textContent = 'click a moment to jump to it'; }
+  $('viewer').style.display = 'block';
+}
 function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; }
 async function detect() {
   $('error').textContent = ''; $('run').disabled = true; $('status').textContent = 'working...';
@@ -176,11 +228,12 @@ async function detect() {
     $('status').textContent = 'detecting...';
     const j = await asJson(await fetch('/api/detect', {method: 'POST', headers: {'Content-Type': 'application/json'},
       body: JSON.stringify({source: source, queries: $('queries').value, top_k: Number($('topk').value)})}));
-    $('timeline').src = 'data:image/png;base64,' + j.png; $('timeline').style.display = 'block';
+    $('timeline').src = 'data:image/png;base64,' + j.png; $('timeline').style.display = 'block'; showMedia(j.media);
     const t = $('results'); t.innerHTML = '';
     const h = t.createTHead().insertRow(); ['query', 'task', 'rank', 'start (s)', 'end (s)', 'score'].forEach(c => { const th = document.createElement('th'); th.textContent = c; h.appendChild(th); });
     const b = t.createTBody();
-    for (const r of j.rows) { const row = b.insertRow(); cell(row, r.query); cell(row, r.task.toUpperCase()); cell(row, r.rank, 'num');
+    for (const r of j.rows) { const row = b.insertRow(); cell(row, r.query);
+      if (j.media) { row.className = 'moment'; row.dataset.start = r.start; row.title = 'play from ' + r.start.toFixed(2) + ' s'; row.addEventListener('click', () => seek(r.start, row)); } cell(row, r.task.toUpperCase()); cell(row, r.rank, 'num');
       cell(row, r.start.toFixed(2), 'num'); cell(row, r.end.toFixed(2), 'num'); cell(row, r.score.toFixed(3), 'num'); }
     $('status').textContent = j.rows.length + ' moments in ' + j.source + ' (' + j.duration.toFixed(1) + ' s' + (j.windows > 1 ? ', ' + j.windows + ' windows' : '') + ')';
   } catch (e) { $('error').textContent = e.message; $('status').textContent = ''; }
@@ -200,7 +253,7 @@ def render_page(app: DemoApp) -> str:
     return (PAGE.replace('__MODEL__', model).replace('__OPTIONS__', opts).replace('__CHIPS__', chips)
                 .replace('__ACCEPT__', ','.join(SOURCE_EXTS)))
 
-# %% ../nbs/32_app.ipynb 21
+# %% ../nbs/32_app.ipynb 27
 class Handler(BaseHTTPRequestHandler):
     "HTTP front of a DemoApp (set as the class attribute `app`)."
     app: DemoApp = None
@@ -226,7 +279,29 @@ class Handler(BaseHTTPRequestHandler):
         path = urlparse(self.path).path
         if path in ('/', '/index.html'): self._guard(lambda: self._send(200, render_page(self.app).encode(), 'text/html; charset=utf-8'))
         elif path == '/api/info': self._guard(lambda: self._json(200, self.app.info()))
+        elif path.startswith('/media/'): self._media(unquote(path[len('/media/'):]))
         else: self._json(404, {'error': f'no page {path}'})
+
+    def _media(self, name):
+        "A video the server offers, or the byte range of it the player asks for (206), streamed in chunks."
+        try: path = self.app.media_path(name)
+        except UniMDError as e: return self._json(404, {'error': str(e)})
+        size = path.stat().st_size
+        try: rng = parse_range(self.headers.get('Range'), size)
+        except RangeNotSatisfiable:
+            self.send_response(416); self.send_header('Content-Range', f'bytes */{size}'); self.send_header('Content-Length', '0')
+            return self.end_headers()
+        start, end = rng or (0, size - 1)
+        self.send_response(206 if rng else 200)
+        self.send_header('Content-Type', media_type(path)); self.send_header('Accept-Ranges', 'bytes')
+        self.send_header('Content-Length', str(end - start + 1))
+        if rng: self.send_header('Content-Range', f'bytes {start}-{end}/{size}')
+        self.end_headers()
+        try:
+            with open(path, 'rb') as f:
+                f.seek(start); left = end - start + 1
+                while left > 0 and (chunk := f.read(min(left, 1 << 16))): self.wfile.write(chunk); left -= len(chunk)
+        except (BrokenPipeError, ConnectionResetError): pass     # the player cancelled this range to ask for another
 
     def do_POST(self):
         u = urlparse(self.path)
@@ -243,7 +318,7 @@ class Handler(BaseHTTPRequestHandler):
             self._guard(run)
         else: self._json(404, {'error': f'no endpoint {u.path}'})
 
-# %% ../nbs/32_app.ipynb 22
+# %% ../nbs/32_app.ipynb 28
 def serve(app: DemoApp, host='127.0.0.1', port=8765, quiet=True):
     "Start the server in a background thread; returns (server, url). Stop it with `server.shutdown()`."
     handler = type('AppHandler', (Handler,), {'app': app, 'quiet': quiet})
@@ -253,29 +328,33 @@ def serve(app: DemoApp, host='127.0.0.1', port=8765, quiet=True):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f'http://{host}:{server.server_address[1]}/'
 
-# %% ../nbs/32_app.ipynb 26
+# %% ../nbs/32_app.ipynb 32
 def app_parser():
     ap = argparse.ArgumentParser(prog='unimd app', description='a local web page to run a checkpoint on your videos and queries')
     ap.add_argument('--checkpoint', required=True, help='checkpoint.pt written by `unimd train`')
     ap.add_argument('--data', default=None, help='folder of feature files and/or videos to offer in the page')
     ap.add_argument('--host', default='127.0.0.1', help='address to listen on (default: this machine only)')
     ap.add_argument('--port', type=int, default=8765)
-    ap.add_argument('--device', default=None)
-    ap.add_argument('--max-upload-mb', type=float, default=2048)
+    ap.add_argument('--device', default=None, help='cuda or cpu (default: cuda when available)')
+    ap.add_argument('--max-upload-mb', type=float, default=2048, help='largest upload accepted, in MiB')
     ap.add_argument('--verbose', action='store_true', help='log every request')
     return ap
 
 def launch(checkpoint, data=None, host='127.0.0.1', port=8765, device=None, max_upload_mb=2048, quiet=True):
     "Load the checkpoint and start serving in a background thread; returns (server, url, app)."
     app = DemoApp(Predictor.from_checkpoint(checkpoint, device=device), data, max_upload_mb=max_upload_mb)
-    server, url = serve(app, host, port, quiet)
+    try: server, url = serve(app, host, port, quiet)
+    except BaseException: shutil.rmtree(app.upload_dir, ignore_errors=True); raise   # a busy port leaves no upload folder
     return server, url, app
+
+def _interrupt(signum, frame): raise KeyboardInterrupt
 
 def cli_app(argv) -> int:
     "`unimd app --checkpoint CKPT [--data DIR] [--port N]`: serve the demo page until Ctrl-C."
     a = app_parser().parse_args(argv)
     server, url, app = launch(a.checkpoint, a.data, a.host, a.port, a.device, a.max_upload_mb, quiet=not a.verbose)
     print(f'UniMD demo of {a.checkpoint} at {url}  (Ctrl-C to stop)', flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)        # `kill` stops it as Ctrl-C does: the upload folder is removed
     try: threading.Event().wait()
     except KeyboardInterrupt: pass
     finally:
