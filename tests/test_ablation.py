@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 from unimd.core import UniMDError
-from unimd.train import update_config
+from unimd.config import update_config
 from unimd.ablation import (Run, slug, mode, run_config, total_steps, study_metrics, long_rows, paper_long, as_table, deltas,
                             save_results, load_results, run_study, synthetic_config, chance_rows, evaluate_checkpoint,
                             COLUMNS, EGO4D_MIX, SAMPLING_RUNS)

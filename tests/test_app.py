@@ -9,7 +9,8 @@ from unimd.core import UniMDError
 from unimd.app import DemoApp, serve, launch, list_sources, safe_name, parse_query_lines, render_page, cli_app
 from unimd.predictor import Predictor
 from unimd.features import save_features
-from unimd.train import train, update_config
+from unimd.config import update_config
+from unimd.train import train
 from unimd.demo import demo_config
 from unimd.synthetic import make_world
 

@@ -140,7 +140,8 @@ def charades_data():
 
 def test_cli_on_real_charades_annotations(tmp_path, capsys):
     charades_data()
-    from unimd.train import load_config, data_grid
+    from unimd.config import load_config
+    from unimd.splits import data_grid
     cfg = load_config('charades', ['model.feat_dim=4'])
     vs, grid = config_videos(cfg.data, ['test']), data_grid(cfg.data)
     for vid, v in vs.items(): np.save(tmp_path / f'{vid}.npy', np.zeros((grid.num_steps(v.duration), 4), np.float32))

@@ -4,7 +4,8 @@ import pytest
 import torch
 from unimd.core import TAD, MR, UniMDError, Action, Sentence, Video
 from unimd.features import (FeatureGrid, load_features, save_features, resample, concat_features, random_crop,
-                            kept_fraction, crop_length, VideoItem, collate, HashTextEncoder)
+                            kept_fraction, crop_length, VideoItem, collate)
+from unimd.text import HashTextEncoder
 
 
 def test_grid_centres_and_round_trip():

@@ -6,11 +6,15 @@ import pytest
 import torch
 
 from unimd.core import TAD, MR, UniMDError, Moment, Query, segment_iou
-from unimd.features import FeatureGrid, HashTextEncoder, save_features
+from unimd.features import FeatureGrid, save_features
+from unimd.text import HashTextEncoder, get_encoder
 from unimd.model import UniMD, ModelConfig
-from unimd.predictor import (Predictor, load_model, plan_windows, window_shares, dedup, parse_queries, cli_predict,
+from unimd.predictor import (Predictor, plan_windows, window_shares, dedup, parse_queries, cli_predict,
                              plot_detections, COLUMNS, features_duration)
-from unimd.train import train, update_config, predict, Split, get_encoder, save_checkpoint, load_checkpoint
+from unimd.config import update_config
+from unimd.checkpoint import save_checkpoint, load_checkpoint, load_trained
+from unimd.splits import Split
+from unimd.train import train, predict
 from unimd.demo import demo_config
 from unimd.synthetic import make_world
 
@@ -77,7 +81,7 @@ def test_same_moments_as_training_evaluation(trained, pred):
     ckpt, world = trained
     vid = next(v for v, x in world.videos.items() if x.subset == 'test' and x.has_tad and x.has_mr)
     v = world.videos[vid]
-    ref = predict(pred.model, Split({vid: v}, world.classes, world.grid, world.features), get_encoder(load_model(ckpt)[1].model), amp=False)
+    ref = predict(pred.model, Split({vid: v}, world.classes, world.grid, world.features), get_encoder(load_trained(ckpt)[1].model), amp=False)
     df = pred.encode(world.features(vid), v.duration, vid).detect(v.queries(world.classes), top_k=None)
     for q in v.queries(world.classes):
         got = df[df['query'] == q.text][['start', 'end', 'score']].to_numpy()
@@ -141,7 +145,7 @@ def test_bad_input(trained, pred, tmp_path):
     with pytest.raises(UniMDError, match='query #1'): pred.detect(['   '])
     with pytest.raises(UniMDError, match='not found'): Predictor.from_checkpoint(tmp_path / 'none.pt')
     (tmp_path / 'bad.pt').write_bytes(b'garbage')
-    with pytest.raises(UniMDError, match='not a readable unimd checkpoint'): Predictor.from_checkpoint(tmp_path / 'bad.pt')
+    with pytest.raises(UniMDError, match='bad.pt is a text file'): Predictor.from_checkpoint(tmp_path / 'bad.pt')
     ck = load_checkpoint(ckpt); ck['ema'] = {k: v[..., :1] if v.ndim else v for k, v in ck['ema'].items()}
     save_checkpoint(ck, tmp_path / 'broken.pt')
     with pytest.raises(UniMDError, match='do not fit the model'): Predictor.from_checkpoint(tmp_path / 'broken.pt')

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 from unimd.core import TAD, MR, UniMDError
-from unimd.features import FeatureGrid, HashTextEncoder, collate, load_features
+from unimd.features import FeatureGrid, collate, load_features
+from unimd.text import HashTextEncoder
 from unimd.synthetic import SyntheticConfig, make_world, world_stats, fig2_stats, CLASS_POOL
 
 

@@ -3,12 +3,14 @@ import io, os, contextlib
 from pathlib import Path
 import numpy as np, pytest, torch
 from unimd.core import TAD, MR, UniMDError
-from unimd.features import HashTextEncoder
+from unimd.text import HashTextEncoder, FrozenText, get_encoder
 from unimd.sampler import make_sampler, video_tasks
 from unimd.model import UniMD
-from unimd.train import (Config, load_config, update_config, train, load_checkpoint, save_checkpoint, load_split,
-                         load_splits, FrozenText, get_encoder, build_model, TrainSet, make_loader, make_optimizer,
-                         make_schedule, train_step, predict, score, EMA, lr_factor, cli_train, cli_detect, DataConfig)
+from unimd.config import Config, DataConfig, load_config, update_config
+from unimd.checkpoint import load_checkpoint, save_checkpoint
+from unimd.splits import load_split, load_splits, TrainSet
+from unimd.train import (train, build_model, make_loader, make_optimizer, make_schedule, train_step, predict, score, EMA,
+                         lr_factor, cli_train, cli_detect)
 
 torch.set_num_threads(1)
 

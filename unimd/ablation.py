@@ -11,7 +11,9 @@ import numpy as np
 import torch
 from .core import TAD, MR, TASKS, UniMDError
 from .data import atomic_file
-from .train import Config, load_config, update_config, config_dict, check_same_config, train, load_splits, score, phase_tasks
+from .config import Config, load_config, update_config, config_dict, check_same_config
+from .splits import load_splits
+from .train import train, score, phase_tasks
 
 # %% auto 0
 __all__ = ['SAMPLING_RUNS', 'OFFICIAL_SEED', 'STUDY_METRICS', 'COLUMNS', 'HONESTY', 'EGO4D_MIX', 'ANET_MIX', 'Run', 'slug',
@@ -90,7 +92,10 @@ def train_run(base: Config, run: Run, seed: int, out, benchmark: str, world=None
 # %% ../nbs/40_ablation_sampling.ipynb 20
 def evaluate_checkpoint(folder, videos: dict, features, benchmark: str, tasks=TASKS, batch_size=4) -> dict:
     "Score the EMA model of the run in `folder` on annotated `videos` (features: vid -> [T, D]) in the study's columns."
-    from unimd.train import load_trained, data_grid, Split, FrozenText, get_encoder, split_texts, predict
+    from unimd.checkpoint import load_trained
+    from unimd.splits import data_grid, Split, split_texts
+    from unimd.text import FrozenText, get_encoder
+    from unimd.train import predict
     model, cfg, classes = load_trained(folder)
     split = Split(videos, classes, data_grid(cfg.data), features)
     text = FrozenText(get_encoder(cfg.model), split_texts(split))

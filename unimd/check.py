@@ -143,7 +143,7 @@ def check_parser():
 
 def config_videos(dc, splits) -> dict:
     "The annotated videos of the config's dataset over `splits` (what the trainer loads)."
-    from unimd.train import real_videos
+    from unimd.splits import real_videos
     if dc.dataset == 'synthetic':
         raise UniMDError("the synthetic world renders its own features: there is no folder to check (use a real dataset's config)")
     videos = {}
@@ -152,7 +152,8 @@ def config_videos(dc, splits) -> dict:
 
 def cli_check(argv=None) -> int:
     "unimd check --config CONFIG [--features DIR] [--split ...] [--sample N]: 0 if the folder is ready, 1 if not."
-    from unimd.train import load_config, data_grid
+    from unimd.config import load_config
+    from unimd.splits import data_grid
     a = check_parser().parse_args(argv)
     cfg = load_config(a.config, a.set)
     folder = a.features or cfg.data.features

@@ -15,7 +15,7 @@ from .data import atomic_file
 # %% auto 0
 __all__ = ['FEATURE_EXTS', 'FeatureGrid', 'feature_file', 'check_features', 'load_features', 'save_features', 'resample',
            'concat_features', 'crop_length', 'kept_fraction', 'random_crop', 'VideoItem', 'round_up', 'collate',
-           'HashTextEncoder', 'plot_features']
+           'plot_features']
 
 # %% ../nbs/03_features.ipynb 5
 @dataclass(frozen=True)
@@ -231,32 +231,7 @@ def collate(items, text_encoder, max_len=None, pad_multiple=32):
                  torch.tensor([it.grid.dt for it in items], dtype=torch.float64),
                  torch.tensor([it.duration for it in items], dtype=torch.float64))
 
-# %% ../nbs/03_features.ipynb 29
-_STOP = frozenset('a an the is are was to of and person someone their his her its'.split())
-
-class HashTextEncoder:
-    "Deterministic offline text encoder: signed feature hashing of words, word pairs and character trigrams."
-    def __init__(self, dim=64): self.dim, self.name = dim, f'hash{dim}'
-
-    def grams(self, text):
-        "Weighted n-grams of `text`: each word 1, each word pair 1, each word's character trigrams 1 in total."
-        words = [w for w in re.findall(r'[a-z0-9]+', text.lower()) if w not in _STOP]
-        out = [(w, 1.0) for w in words] + [(f'{a}_{b}', 1.0) for a, b in zip(words, words[1:])]
-        for w in words:
-            tri = [f'<{w}>'[i:i + 3] for i in range(len(w))]
-            out += [('#' + t, 1.0 / len(tri)) for t in tri]
-        return out
-
-    def encode(self, texts):
-        "Embeddings [N, dim], L2-normalised."
-        out = torch.zeros(len(texts), self.dim)
-        for i, t in enumerate(texts):
-            for g, w in self.grams(t):
-                h = zlib.crc32(g.encode())
-                out[i, h % self.dim] += w * (1 - 2 * ((h >> 20) & 1))
-        return torch.nn.functional.normalize(out, dim=1)
-
-# %% ../nbs/03_features.ipynb 33
+# %% ../nbs/03_features.ipynb 32
 def plot_features(feats, segments=(), labels=(), ax=None, title='', max_dims=64):
     "Heat-map of features [T, D] (time on x) with ground-truth segments (in steps) drawn as bars underneath."
     import matplotlib.pyplot as plt

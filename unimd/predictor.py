@@ -14,35 +14,17 @@ from .data import atomic_file
 from .features import FeatureGrid, load_features, round_up, FEATURE_EXTS
 from .model import UniMD, Outputs
 from .assign import make_points
-from .train import Config, load_checkpoint, update_config, get_encoder, data_grid
+from .config import Config, update_config
+from .checkpoint import load_trained
+from .text import get_encoder
+from .splits import data_grid
 
 # %% auto 0
-__all__ = ['COLUMNS', 'checkpoint_config', 'load_model', 'encode_pyramid', 'heads', 'plan_windows', 'window_shares', 'dedup',
-           'parse_queries', 'features_duration', 'Predictor', 'encode', 'detect', 'ground_truth', 'plot_detections',
-           'plot', 'timeline_png', 'predict_parser', 'cli_predict']
+__all__ = ['COLUMNS', 'encode_pyramid', 'heads', 'plan_windows', 'window_shares', 'dedup', 'parse_queries', 'features_duration',
+           'Predictor', 'encode', 'detect', 'ground_truth', 'plot_detections', 'plot', 'timeline_png', 'predict_parser',
+           'cli_predict']
 
-# %% ../nbs/31_predictor.ipynb 7
-def checkpoint_config(ck: dict, path='checkpoint') -> Config:
-    "The training Config stored in a checkpoint."
-    return update_config(Config(), ck['config'], f'{path} (its stored config)')
-
-def load_model(path, weights='ema', device='cpu'):
-    "(UniMD in eval mode, its Config, its TAD class names) from a checkpoint written by `unimd train` (or its run folder)."
-    path = Path(path)
-    path = path / 'checkpoint.pt' if path.is_dir() else path
-    ck = load_checkpoint(path)
-    cfg = checkpoint_config(ck, path)
-    if weights not in ('ema', 'model'): raise UniMDError(f"weights must be 'ema' or 'model', got {weights!r}")
-    state = ck.get(weights) or ck.get('model')
-    if state is None: raise UniMDError(f"{path} holds no model weights: it is not a checkpoint written by `unimd train`")
-    model = UniMD(cfg.model)
-    try: model.load_state_dict(state)
-    except RuntimeError as e:
-        raise UniMDError(f"{path}: the weights do not fit the model its config describes ({str(e).splitlines()[0]}); "
-                         "was it written by another unimd version?") from None
-    return model.to(device).eval(), cfg, list(ck.get('classes', []))
-
-# %% ../nbs/31_predictor.ipynb 10
+# %% ../nbs/31_predictor.ipynb 9
 def encode_pyramid(model: UniMD, feats, mask):
     "The vision encoder's pyramid for features [B, D, T] and mask [B, T] -> (levels [B, C, T_l], masks [B, T_l])."
     return model.vision(feats, mask)
@@ -55,7 +37,7 @@ def heads(model: UniMD, pyramid, qemb, qmask) -> Outputs:
     points = make_points([f.shape[-1] for f in feats], model.cfg.strides, model.cfg.regression_ranges, device=logits.device)
     return Outputs(logits, reg, points, torch.cat(masks, 1))
 
-# %% ../nbs/31_predictor.ipynb 13
+# %% ../nbs/31_predictor.ipynb 12
 def plan_windows(T: int, window: int, overlap: int) -> list:
     "Windows [(start, end)] of at most `window` steps covering T steps, neighbours overlapping by >= `overlap` steps."
     if window < 1 or not 0 <= overlap < window:
@@ -70,7 +52,7 @@ def window_shares(wins: list, T: int) -> list:
     cuts = [0.0] + [(b_prev + a) / 2 for (_, b_prev), (a, _) in zip(wins[:-1], wins[1:])] + [float('inf')]
     return list(zip(cuts[:-1], cuts[1:]))
 
-# %% ../nbs/31_predictor.ipynb 15
+# %% ../nbs/31_predictor.ipynb 14
 def dedup(moments: list, iou: float) -> list:
     "Moments sorted by score, dropping any that overlaps a better one by tIoU >= `iou`."
     ms = sorted(moments, key=lambda m: -m.score)
@@ -81,7 +63,7 @@ def dedup(moments: list, iou: float) -> list:
         if not any(ov[i, j] >= iou for j in keep): keep.append(i)
     return [ms[i] for i in keep]
 
-# %% ../nbs/31_predictor.ipynb 18
+# %% ../nbs/31_predictor.ipynb 17
 def parse_queries(queries, classes=()) -> list:
     "Strings or Query objects -> unique Query objects: known class names become TAD queries, other texts MR sentences."
     if isinstance(queries, (str, Query)): queries = [queries]
@@ -97,12 +79,12 @@ def parse_queries(queries, classes=()) -> list:
     if not out: raise UniMDError("no queries: give at least one class name or sentence")
     return out
 
-# %% ../nbs/31_predictor.ipynb 21
+# %% ../nbs/31_predictor.ipynb 20
 def features_duration(T: int, grid: FeatureGrid) -> float:
     "The seconds covered by T feature steps: up to the end of the last clip."
     return float((T - 1) * grid.dt + grid.frames_per_clip / grid.fps)
 
-# %% ../nbs/31_predictor.ipynb 22
+# %% ../nbs/31_predictor.ipynb 21
 class Predictor:
     "A trained UniMD that encodes one video once and answers any number of TAD/MR queries about it."
     def __init__(self, model: UniMD, text, grid: FeatureGrid, classes=(), window=None, overlap=None,
@@ -118,7 +100,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path, device=None, weights='ema', **kwargs):
         "A Predictor from a checkpoint written by `unimd train` (EMA weights, its grid, text encoder and classes)."
-        model, cfg, classes = load_model(path, weights)
+        model, cfg, classes = load_trained(path, weights)
         return cls(model, get_encoder(cfg.model), data_grid(cfg.data), classes, device=device, source=str(path), **kwargs)
 
     @property
@@ -129,7 +111,7 @@ class Predictor:
         return (f'Predictor({self.source}: {self.feat_dim}-d features every {g.dt:.3g} s, {self.text.name} queries, '
                 f'{len(self.classes)} TAD classes)')
 
-# %% ../nbs/31_predictor.ipynb 24
+# %% ../nbs/31_predictor.ipynb 23
 def _features_of(self, source, vid=None):
     "Features [T, D], duration (or None) and name of `source`: an array, a feature file, or a video file."
     if isinstance(source, (np.ndarray, torch.Tensor)):
@@ -161,15 +143,17 @@ def _extract(self, path):
 
 Predictor._features_of, Predictor._extract = _features_of, _extract
 
-# %% ../nbs/31_predictor.ipynb 25
+# %% ../nbs/31_predictor.ipynb 24
 @torch.no_grad()
 def encode(self, source, duration=None, vid=None):
     "Run the vision encoder once on a video file, a feature file or an array [T, D]; returns self (for chaining)."
     x, dur, self.vid = self._features_of(source, vid)
     if x.ndim != 2 or len(x) == 0: raise UniMDError(f"features of {self.vid} have shape {x.shape}: expected [T, D] with T >= 1")
     if x.shape[1] != self.feat_dim:
+        clip = (" (`unimd extract` gives 512-d CLIP image features: they need a model trained on CLIP features, e.g. "
+                "configs/charades.yaml; `unimd demo`'s models read only the SYNTHETIC world's rendered features)") if x.shape[1] == 512 else ''
         raise UniMDError(f"features of {self.vid} are {x.shape[1]}-d but {self.source} was trained on {self.feat_dim}-d "
-                         f"features: use the feature type (extractor) the model was trained with")
+                         f"features: use the feature type (extractor) the model was trained with{clip}")
     if not np.isfinite(x).all(): raise UniMDError(f"features of {self.vid} contain NaN or inf: re-extract them")
     T = len(x)
     self.duration = float(duration or dur or features_duration(T, self.grid))
@@ -188,7 +172,7 @@ def _autocast(self):
 
 Predictor.encode, Predictor._autocast = encode, _autocast
 
-# %% ../nbs/31_predictor.ipynb 27
+# %% ../nbs/31_predictor.ipynb 26
 COLUMNS = ['query', 'task', 'rank', 'start', 'end', 'score']
 
 @torch.no_grad()
@@ -219,7 +203,7 @@ def detect(self, queries, top_k=5, min_score=0.0) -> pd.DataFrame:
 
 Predictor.detect = detect
 
-# %% ../nbs/31_predictor.ipynb 37
+# %% ../nbs/31_predictor.ipynb 36
 def ground_truth(video: Video, query: Query) -> np.ndarray:
     "The ground-truth segments [n, 2] of `query` in `video`, matching MR sentences by text when the ids differ."
     if query.task == MR and not any(s.qid == query.qid for s in video.sentences):
@@ -255,25 +239,25 @@ def plot(self, df, video=None, top_k=3, ax=None):
 
 Predictor.plot = plot
 
-# %% ../nbs/31_predictor.ipynb 40
+# %% ../nbs/31_predictor.ipynb 39
 def timeline_png(ax, dpi=110) -> bytes:
     "The figure of `ax` as PNG bytes (the figure is closed)."
     import io, matplotlib.pyplot as plt
     buf = io.BytesIO(); ax.figure.savefig(buf, format='png', dpi=dpi, bbox_inches='tight'); plt.close(ax.figure)
     return buf.getvalue()
 
-# %% ../nbs/31_predictor.ipynb 41
+# %% ../nbs/31_predictor.ipynb 40
 def predict_parser():
     ap = argparse.ArgumentParser(prog='unimd predict', description='detect moments for text queries in one video with a trained checkpoint')
     ap.add_argument('checkpoint', help='checkpoint.pt written by `unimd train`')
     ap.add_argument('input', help='a video file, or its features (.npy/.pt/.h5 [T, D])')
     ap.add_argument('-q', '--query', action='append', required=True, help='a class name or a sentence (repeat for more)')
-    ap.add_argument('--top-k', type=int, default=5)
+    ap.add_argument('--top-k', type=int, default=5, help='moments to print per query, best first (default 5)')
     ap.add_argument('--min-score', type=float, default=0.0)
     ap.add_argument('--window', type=int, default=None, help='sliding-window length in feature steps (default 4 x max_seq_len)')
     ap.add_argument('--overlap', type=int, default=None, help='window overlap in steps (default window / 4)')
     ap.add_argument('--duration', type=float, default=None, help='video length in seconds (features only; default from the grid)')
-    ap.add_argument('--device', default=None)
+    ap.add_argument('--device', default=None, help='cuda or cpu (default: cuda when available)')
     ap.add_argument('--csv', default=None, help='write the table here')
     ap.add_argument('--plot', default=None, help='save the timeline (PNG) here')
     return ap

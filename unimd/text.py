@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_text.ipynb 2
 from __future__ import annotations
-import hashlib, importlib.util, logging, os, warnings
+import hashlib, importlib.util, logging, os, re, warnings, zlib
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -12,9 +12,9 @@ from .core import UniMDError
 from .data import atomic_file
 
 # %% auto 0
-__all__ = ['TEXT_ENCODERS', 'default_cache_dir', 'EmbeddingCache', 'TextEncoder', 'minilm_path', 'mean_pool', 'MiniLMEncoder',
-           'hf_hub_cache', 'hf_offline', 'clip_weights_missing', 'ClipTextEncoder', 'get_text_encoder',
-           'proposal_embedding']
+__all__ = ['TEXT_ENCODERS', 'TEXT_DIMS', 'default_cache_dir', 'EmbeddingCache', 'TextEncoder', 'minilm_path', 'mean_pool',
+           'MiniLMEncoder', 'hf_hub_cache', 'hf_offline', 'clip_weights_missing', 'ClipTextEncoder', 'HashTextEncoder',
+           'get_text_encoder', 'get_encoder', 'FrozenText', 'proposal_embedding']
 
 # %% ../nbs/10_text.ipynb 6
 def default_cache_dir():
@@ -206,16 +206,64 @@ class ClipTextEncoder(TextEncoder):
         return self._model.encode_text(self.tokenizer(texts).to(self.device))    # [n, 512]
 
 # %% ../nbs/10_text.ipynb 30
+_STOP = frozenset('a an the is are was to of and person someone their his her its'.split())
+
+class HashTextEncoder:
+    "Deterministic offline text encoder: signed feature hashing of words, word pairs and character trigrams."
+    def __init__(self, dim=64, **kwargs): self.dim, self.name = dim, f'hash{dim}'
+
+    def grams(self, text):
+        "Weighted n-grams of `text`: each word 1, each word pair 1, each word's character trigrams 1 in total."
+        words = [w for w in re.findall(r'[a-z0-9]+', text.lower()) if w not in _STOP]
+        out = [(w, 1.0) for w in words] + [(f'{a}_{b}', 1.0) for a, b in zip(words, words[1:])]
+        for w in words:
+            tri = [f'<{w}>'[i:i + 3] for i in range(len(w))]
+            out += [('#' + t, 1.0 / len(tri)) for t in tri]
+        return out
+
+    def encode(self, texts):
+        "Embeddings [N, dim], L2-normalised."
+        out = torch.zeros(len(texts), self.dim)
+        for i, t in enumerate(texts):
+            for g, w in self.grams(t):
+                h = zlib.crc32(g.encode())
+                out[i, h % self.dim] += w * (1 - 2 * ((h >> 20) & 1))
+        return torch.nn.functional.normalize(out, dim=1)
+
+# %% ../nbs/10_text.ipynb 33
 TEXT_ENCODERS = {'minilm': MiniLMEncoder, 'clip': ClipTextEncoder,
-                 'clip-random': lambda **kw: ClipTextEncoder(pretrained=None, **kw)}
+                 'clip-random': lambda **kw: ClipTextEncoder(pretrained=None, **kw), 'hash': HashTextEncoder}
 
 def get_text_encoder(name: str = 'minilm', **kwargs) -> TextEncoder:
-    "The text encoder called `name` ('minilm' offline default, 'clip' the paper's, 'clip-random' for tests)."
+    "The text encoder called `name` ('minilm' offline default, 'clip' the paper's, 'clip-random' and 'hash' for tests)."
     if name not in TEXT_ENCODERS:
         raise UniMDError(f'unknown text encoder {name!r}: one of {list(TEXT_ENCODERS)}')
     return TEXT_ENCODERS[name](**kwargs)
 
-# %% ../nbs/10_text.ipynb 33
+# %% ../nbs/10_text.ipynb 36
+TEXT_DIMS = {'minilm': MiniLMEncoder.dim, 'clip': 512, 'clip-random': 512, 'hash': None}   # None: any width (model.text_dim)
+
+def get_encoder(mc):
+    "The text encoder of a model config: `mc.text_encoder` ('hash' gets the width `mc.text_dim`)."
+    if mc.text_encoder == 'hash': return HashTextEncoder(mc.text_dim)
+    return get_text_encoder(mc.text_encoder)
+
+# %% ../nbs/10_text.ipynb 39
+class FrozenText:
+    "A text encoder answered from precomputed embeddings: encode(texts) -> [N, dim] by lookup."
+    def __init__(self, encoder, texts):
+        texts = list(dict.fromkeys(texts))
+        self.name, self.dim, self.encoder = encoder.name, encoder.dim, encoder
+        self.table = dict(zip(texts, encoder.encode(texts).float())) if texts else {}
+
+    def encode(self, texts):
+        new = [t for t in dict.fromkeys(texts) if t not in self.table]
+        if new: self.table.update(zip(new, self.encoder.encode(new).float()))
+        return torch.stack([self.table[t] for t in texts]) if texts else torch.zeros(0, self.dim)
+
+    def __getstate__(self): return {**self.__dict__, 'encoder': None}  # workers only look up
+
+# %% ../nbs/10_text.ipynb 42
 def proposal_embedding(encoder: TextEncoder, classes) -> torch.Tensor:
     "ActivityNet's proposal query (paper 6.2): the average of the L2-normalised embeddings of all class names [dim]."
     if not len(classes): raise UniMDError('proposal_embedding needs at least one class name')

@@ -4,242 +4,35 @@
 
 # %% ../nbs/21_train.ipynb 2
 from __future__ import annotations
-import argparse, copy, csv, dataclasses, difflib, functools, json, math, os, random, subprocess, sys, time, zlib
-from dataclasses import dataclass, field, asdict
+import argparse, copy, csv, functools, json, math, os, random, sys, time
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-import yaml
 from .core import TAD, MR, TASKS, UniMDError
 from .data import atomic_file
 from .sampler import make_sampler, video_tasks, keep_fraction
-from .features import FeatureGrid, VideoItem, collate, load_features, FEATURE_EXTS, HashTextEncoder
-from .synthetic import SyntheticConfig, make_world
-from .model import ModelConfig, UniMD
+from .features import VideoItem, collate, load_features
+from .model import UniMD
+from .text import get_encoder, FrozenText
+from .config import Config, TrainConfig, DataConfig, load_config, update_config, config_dict
+from .checkpoint import code_version, save_checkpoint, load_checkpoint, load_trained, unwrap, run_state, resume
+from .splits import Split, load_splits, data_grid, split_texts, TrainSet
 
 # %% auto 0
-__all__ = ['RESUME_SAFE', 'BENCHMARKS', 'TrainConfig', 'DataConfig', 'Config', 'update_config', 'parse_sets', 'config_dirs',
-           'find_config', 'load_config', 'config_dict', 'Split', 'missing_features', 'real_videos', 'load_split',
-           'get_encoder', 'FrozenText', 'split_texts', 'TrainSet', 'make_loader', 'make_optimizer', 'lr_factor',
-           'make_schedule', 'EMA', 'code_version', 'save_checkpoint', 'load_checkpoint', 'flatten', 'check_same_config',
-           'unwrap', 'train_step', 'phases', 'phase_tasks', 'predict', 'score', 'write_predictions', 'Env', 'setup_env',
-           'barrier', 'wrap_ddp', 'load_splits', 'build_model', 'Logger', 'run_state', 'resume', 'train', 'finish',
-           'train_parser', 'format_metrics', 'cli_train', 'data_grid', 'load_trained', 'detect_moments', 'cli_detect',
-           'time_loader', 'time_steps']
+__all__ = ['BENCHMARKS', 'make_loader', 'make_optimizer', 'lr_factor', 'make_schedule', 'EMA', 'train_step', 'phases',
+           'phase_tasks', 'predict', 'score', 'write_predictions', 'Env', 'setup_env', 'barrier', 'wrap_ddp',
+           'build_model', 'Logger', 'train', 'finish', 'train_parser', 'format_metrics', 'cli_train', 'detect_moments',
+           'cli_detect', 'time_loader', 'time_steps']
 
-# %% ../nbs/21_train.ipynb 5
-@dataclass
-class TrainConfig:
-    "How to train: mode, co-training sampler, optimiser and schedule, EMA, evaluation and checkpoints."
-    mode: str = 'cotrain'            # 'tad' | 'mr' (dedicated), 'cotrain', 'tad2mr' | 'mr2tad' (pre-train, fine-tune)
-    sampler: str = 'sync'            # co-training sampler: 'sync' | 'alt' | 'random'
-    batch_size: int = 2
-    lr: float = 1e-4
-    weight_decay: float = 0.05
-    warmup_epochs: int = 5
-    epochs: int = 30                 # cosine epochs after the warm-up (the official `epochs`)
-    early_stop_epoch: int = 15       # training ends after this many epochs of a phase (0: the whole schedule)
-    clip_grad: float = 1.0
-    ema_decay: float = 0.999
-    seed: int = 0
-    fraction_tad: float = 1.0        # Table 1(d): share of the TAD training videos used
-    fraction_mr: float = 1.0         # ... and of the MR ones
-    eval_epochs: list = field(default_factory=list)  # also evaluate after these epochs (1-based); the last always
-    eval_batch_size: int = 4
-    ckpt_every: int = 1              # epochs between checkpoints (the last epoch always)
-    amp: bool = True                 # bf16 autocast on CUDA (ignored on CPU)
-    num_workers: int = 0             # DataLoader worker processes
-
-    @property
-    def stop_epoch(self): return self.early_stop_epoch or self.warmup_epochs + self.epochs
-
-@dataclass
-class DataConfig:
-    "Which videos and features: the synthetic world or a real dataset with a folder of pre-extracted features."
-    dataset: str = 'synthetic'       # 'synthetic' | 'charades' | 'ego4d' | 'anet'
-    features: str = ''               # folder of vid.npy/.pt/.h5 feature files (real datasets)
-    num_classes: int = 0             # TAD classes the dataset must have (0: not checked)
-    fps: float = 30.0                # the feature grid of a real dataset (the synthetic world brings its own)
-    feat_stride: int = 16            # frames between clip starts
-    frames_per_clip: int = 16
-    trunc_thresh: float = 0.5        # a cropped segment keeps at least this share or is dropped
-    crop_ratio: list = field(default_factory=lambda: [0.9, 1.0])
-    allow_missing: bool = False      # drop videos without a feature file (with a warning) instead of stopping
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-
-@dataclass
-class Config:
-    "Everything a run needs: model, train and data sections."
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-
-# %% ../nbs/21_train.ipynb 7
-def _coerce(key, value, current, where):
-    "`value` (from YAML or --set) as the type of the field's current value."
-    if dataclasses.is_dataclass(current):
-        if not isinstance(value, dict): raise UniMDError(f"{where}: {key} is a section: give `key: value` pairs under it")
-        return update_config(current, value, where, key + '.')
-    try:
-        if isinstance(value, str) and not isinstance(current, str) and current is not None: value = yaml.safe_load(value)
-        if isinstance(current, bool):
-            if not isinstance(value, bool): raise ValueError
-            return value
-        if isinstance(current, int):
-            if float(value) != int(float(value)): raise ValueError
-            return int(float(value))
-        if isinstance(current, float): return float(value)
-        if isinstance(current, str): return str(value)
-        if isinstance(current, (list, tuple)): return type(current)(value if isinstance(value, (list, tuple)) else [value])
-        return value
-    except (TypeError, ValueError, yaml.YAMLError):
-        raise UniMDError(f"{where}: {key} must be a {type(current).__name__} like {current!r}, got {value!r}") from None
-
-def update_config(dc, values: dict, where='config', prefix=''):
-    "A copy of dataclass `dc` with `values` (a nested dict) applied; an unknown key is an error naming the closest one."
-    known = [f.name for f in dataclasses.fields(dc)]
-    for k in values:
-        if k not in known:
-            close = difflib.get_close_matches(str(k), known, n=1, cutoff=0.5)
-            hint = f"did you mean {prefix}{close[0]}? " if close else ''
-            raise UniMDError(f"{where}: unknown config key {prefix}{k}: {hint}valid keys{' under ' + prefix[:-1] if prefix else ''} are {', '.join(known)}")
-    return dataclasses.replace(dc, **{k: _coerce(prefix + k, v, getattr(dc, k), where) for k, v in values.items()})
-
-def parse_sets(sets) -> dict:
-    "`['train.lr=3e-4', 'data.synthetic.n_train=50']` -> a nested dict of raw values."
-    out = {}
-    for s in sets or []:
-        if '=' not in s: raise UniMDError(f"--set {s!r}: write section.key=value, e.g. --set train.lr=3e-4")
-        key, value = s.split('=', 1)
-        *path, last = key.strip().split('.')
-        d = out
-        for p in path: d = d.setdefault(p, {})
-        d[last] = value
-    return out
-
-# %% ../nbs/21_train.ipynb 10
-def config_dirs():
-    "Where named configs live: ./configs, then the repository's configs/ beside the package."
-    import unimd
-    return [Path('configs'), Path(unimd.__file__).resolve().parent.parent / 'configs']
-
-def find_config(name) -> Path:
-    "The YAML file of config `name` (a path, or a name such as 'synthetic' looked up in configs/)."
-    p = Path(name)
-    if p.is_file(): return p
-    for d in config_dirs():
-        if (d / f'{name}.yaml').is_file(): return d / f'{name}.yaml'
-    avail = sorted({f.stem for d in config_dirs() if d.is_dir() for f in d.glob('*.yaml')})
-    raise UniMDError(f"config {name!r} not found (neither a file nor configs/{name}.yaml); available: {avail}")
-
-def load_config(name=None, sets=()) -> Config:
-    "The Config of file/name `name` (defaults if None) with `--set` overrides applied."
-    cfg = Config()
-    if name is not None:
-        path = find_config(name)
-        try: raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e: raise UniMDError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(raw, dict): raise UniMDError(f"{path}: expected sections model:, train:, data:")
-        cfg = update_config(cfg, raw, str(path))
-    return update_config(cfg, parse_sets(sets), '--set')
-
-def config_dict(cfg) -> dict:
-    "A plain nested dict of `cfg` (what checkpoints and metrics.json store)."
-    return json.loads(json.dumps(asdict(cfg), default=list))
-
-# %% ../nbs/21_train.ipynb 13
-@dataclass
-class Split:
-    "The videos of one split with everything needed to build their VideoItems."
-    videos: dict          # vid -> Video
-    classes: list         # TAD class names (the C TAD queries)
-    grid: FeatureGrid
-    features: object      # vid -> np.ndarray [T, D]
-
-def missing_features(folder, vids) -> list:
-    "The vids in `vids` with no feature file in `folder` (a single .h5 file is checked when read)."
-    folder = Path(folder)
-    if folder.is_file(): return []
-    if not folder.is_dir(): raise UniMDError(f"feature folder {folder} does not exist: set data.features to the folder of vid.npy files")
-    have = {p.stem for p in folder.iterdir() if p.suffix in FEATURE_EXTS}
-    return [v for v in vids if v not in have]
-
-def real_videos(dc, split):
-    "Annotated videos and class names of a real dataset's 'train' or 'test' split (ANet/Ego4D: validation as test)."
-    from unimd import data as D
-    if dc.dataset == 'charades':
-        s = 'train' if split == 'train' else 'test'
-        return D.read_charades_sta(s, D.read_charades(s)), D.charades_classes()
-    if dc.dataset == 'ego4d':
-        s = 'train' if split == 'train' else 'val'
-        return D.merge_videos(D.read_ego4d_mq(s), D.read_ego4d_nlq(s)), D.ego4d_mq_classes()
-    if dc.dataset == 'anet':
-        s, c = ('train', 'train') if split == 'train' else ('val', 'val_1')
-        return D.merge_videos(D.read_anet(s), D.read_anet_captions(c)), D.anet_classes()
-    raise UniMDError(f"data.dataset must be one of synthetic, charades, ego4d, anet; got {dc.dataset!r}")
-
-def load_split(dc: DataConfig, split: str, world=None) -> Split:
-    "The 'train' or 'test' Split of the configured dataset (`world`: a prebuilt synthetic world to reuse)."
-    if dc.dataset == 'synthetic':
-        world = world or make_world(dc.synthetic)
-        return Split(world.split(split), world.classes, world.grid, world.features)
-    videos, classes = real_videos(dc, split)
-    if dc.num_classes and len(classes) != dc.num_classes:
-        raise UniMDError(f"{dc.dataset} has {len(classes)} TAD classes but data.num_classes is {dc.num_classes}: fix the config")
-    if not dc.features: raise UniMDError(f"data.features is empty: point it at the {dc.dataset} feature folder (--set data.features=DIR)")
-    miss = missing_features(dc.features, videos)
-    if miss and not dc.allow_missing:
-        raise UniMDError(f"{len(miss)} of {len(videos)} {split} videos have no features in {dc.features} (first: {miss[:3]}): "
-                         "extract them, or --set data.allow_missing=true to train without them")
-    if miss: print(f"warning: dropping {len(miss)} {split} videos without features in {dc.features}", file=sys.stderr)
-    videos = {k: v for k, v in videos.items() if k not in set(miss)}
-    return Split(videos, classes, FeatureGrid(dc.fps, dc.feat_stride, dc.frames_per_clip), lambda vid: load_features(dc.features, vid))
-
-# %% ../nbs/21_train.ipynb 16
-def get_encoder(mc: ModelConfig):
-    "The model's text encoder (`model.text_encoder`; 'hash' is a `HashTextEncoder` of `model.text_dim`)."
-    if mc.text_encoder == 'hash': return HashTextEncoder(mc.text_dim)
-    from unimd.text import get_text_encoder
-    return get_text_encoder(mc.text_encoder)
-
-class FrozenText:
-    "A text encoder answered from precomputed embeddings: encode(texts) -> [N, dim] by lookup."
-    def __init__(self, encoder, texts):
-        texts = list(dict.fromkeys(texts))
-        self.name, self.dim, self.encoder = encoder.name, encoder.dim, encoder
-        self.table = dict(zip(texts, encoder.encode(texts).float())) if texts else {}
-
-    def encode(self, texts):
-        new = [t for t in dict.fromkeys(texts) if t not in self.table]
-        if new: self.table.update(zip(new, self.encoder.encode(new).float()))
-        return torch.stack([self.table[t] for t in texts]) if texts else torch.zeros(0, self.dim)
-
-    def __getstate__(self): return {**self.__dict__, 'encoder': None}  # workers only look up
-
-def split_texts(*splits) -> list:
-    "Every query text of the splits: class names and sentences."
-    return [c for s in splits for c in s.classes] + [x.text for s in splits for v in s.videos.values() for x in v.sentences]
-
-# %% ../nbs/21_train.ipynb 19
-class TrainSet(torch.utils.data.Dataset):
-    "(vid, tasks) -> a randomly cropped VideoItem with the queries of `tasks` (crop seeded by seed, epoch, vid, tasks)."
-    def __init__(self, split: Split, dc: DataConfig, max_len: int, seed=0):
-        self.split, self.dc, self.max_len, self.seed, self.epoch = split, dc, max_len, seed, 0
-
-    def __getitem__(self, key):
-        vid, tasks = key
-        s = self.split
-        item = VideoItem.from_video(s.videos[vid], s.features(vid), s.grid, s.classes, tasks)
-        rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32(f'{vid}|{"+".join(tasks)}'.encode())])
-        return item.crop(self.max_len, rng, self.dc.trunc_thresh, tuple(self.dc.crop_ratio))
-
+# %% ../nbs/21_train.ipynb 6
 def make_loader(ds, iterations, text, num_workers=0):
     "A DataLoader over a fixed list of iterations (lists of (vid, tasks)) that collates to Batches."
     # its own generator: creating the loader must not draw from the global one, or a resume would shift dropout
     return torch.utils.data.DataLoader(ds, batch_sampler=iterations, num_workers=num_workers, generator=torch.Generator(),
                                        collate_fn=functools.partial(collate, text_encoder=text))
 
-# %% ../nbs/21_train.ipynb 21
+# %% ../nbs/21_train.ipynb 8
 def make_optimizer(model, tc: TrainConfig):
     "AdamW, weight decay on matrices and conv kernels only."
     params = [p for p in model.parameters() if p.requires_grad]
@@ -257,7 +50,7 @@ def make_schedule(opt, tc: TrainConfig, steps_per_epoch):
     w, total = tc.warmup_epochs * steps_per_epoch, (tc.warmup_epochs + tc.epochs) * steps_per_epoch
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, w, total))
 
-# %% ../nbs/21_train.ipynb 25
+# %% ../nbs/21_train.ipynb 12
 class EMA:
     "Exponential moving average of a model's state: ema = d * ema + (1 - d) * model after each step."
     def __init__(self, model, decay=0.999):
@@ -269,61 +62,7 @@ class EMA:
             if e.dtype.is_floating_point: e.lerp_(m.detach().to(e.dtype), 1 - self.decay)
             else: e.copy_(m)
 
-# %% ../nbs/21_train.ipynb 28
-def code_version() -> str:
-    "unimd's version, plus the git commit (and '-dirty') when running from a checkout."
-    import unimd
-    v, root = unimd.__version__, Path(unimd.__file__).resolve().parent.parent
-    try:
-        r = subprocess.run(['git', '-C', str(root), 'describe', '--always', '--dirty'], capture_output=True, text=True, timeout=5)
-        if r.returncode == 0 and r.stdout.strip(): v += '+' + r.stdout.strip()
-    except (OSError, subprocess.SubprocessError): pass
-    return v
-
-def save_checkpoint(state: dict, path):
-    "torch.save through `atomic_file` (temporary file, fsync, rename over `path`): never half a checkpoint."
-    path = Path(path)
-    try:
-        with atomic_file(path) as f: torch.save(state, f)
-    except (OSError, RuntimeError) as e:
-        raise UniMDError(f"could not write checkpoint {path} ({e}): free disk space and resume; "
-                         "the previous checkpoint is intact") from e
-    return path
-
-def load_checkpoint(path) -> dict:
-    "A checkpoint written by `save_checkpoint` (tensors and plain data only)."
-    path = Path(path)
-    if not path.is_file(): raise UniMDError(f"checkpoint {path} not found: give the checkpoint.pt written by `unimd train`")
-    try: ck = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise UniMDError(f"{path} is not a readable unimd checkpoint ({type(e).__name__}): {e}") from None
-    if not isinstance(ck, dict) or 'config' not in ck: raise UniMDError(f"{path} is not a unimd checkpoint (no config in it)")
-    return ck
-
-RESUME_SAFE = {'train.eval_epochs', 'train.eval_batch_size', 'train.ckpt_every', 'train.num_workers', 'data.features',
-               'data.allow_missing'}
-
-def flatten(d, prefix='') -> dict:
-    "{'a': {'b': 1}} -> {'a.b': 1}."
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict): out.update(flatten(v, f'{prefix}{k}.'))
-        else: out[prefix + k] = v
-    return out
-
-def check_same_config(saved: dict, cfg: Config, path):
-    "Refuse to resume from a checkpoint trained with another config, naming the keys that differ."
-    a, b = flatten(saved), flatten(config_dict(cfg))
-    diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUME_SAFE]
-    if diff:
-        shown = '; '.join(f'{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now' for k in diff[:4])
-        raise UniMDError(f"{path} was trained with another config ({len(diff)} keys differ: {shown}): "
-                         "resume with the same config and --set values, or write to a new --out folder")
-
-# %% ../nbs/21_train.ipynb 31
-def unwrap(model):
-    "The model inside a DistributedDataParallel wrapper (or the model itself)."
-    return getattr(model, 'module', model)
-
+# %% ../nbs/21_train.ipynb 15
 def train_step(model, batch, opt, sched, ema, tc: TrainConfig) -> dict:
     "Forward, weighted loss, backward, clip, AdamW step, schedule step, EMA update -> logged numbers."
     dev = batch.feats.device.type
@@ -337,7 +76,7 @@ def train_step(model, batch, opt, sched, ema, tc: TrainConfig) -> dict:
     return {'loss': losses['total'].item(), 'tad': losses['tad'].item(), 'mr': losses['mr'].item(),
             'grad_norm': gnorm.item(), 'lr': lr}
 
-# %% ../nbs/21_train.ipynb 33
+# %% ../nbs/21_train.ipynb 17
 BENCHMARKS = {'synthetic': ('activitynet', 'charades-sta'), 'charades': ('charades', 'charades-sta'),
               'ego4d': ('ego4d', 'ego4d-nlq'), 'anet': ('activitynet', 'anet-captions')}
 
@@ -392,7 +131,7 @@ def write_predictions(preds: dict, out) -> list:
     if MR in preds: paths.append(write_mr_predictions(preds[MR], out / 'predictions_mr.jsonl'))
     return paths
 
-# %% ../nbs/21_train.ipynb 35
+# %% ../nbs/21_train.ipynb 19
 @dataclass
 class Env:
     "Where this process runs: device, rank and world size (world_size > 1 under torchrun)."
@@ -421,11 +160,6 @@ def wrap_ddp(model, env):
     if env.world == 1: return model
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == 'cuda' else None)
 
-def load_splits(dc: DataConfig, world=None):
-    "(train, test) Splits; the synthetic world is built once for both."
-    if dc.dataset == 'synthetic': world = world or make_world(dc.synthetic)
-    return load_split(dc, 'train', world), load_split(dc, 'test', world)
-
 def build_model(cfg: Config, split: Split, text):
     "UniMD(cfg.model), after checking its input sizes against the features and the text encoder."
     D = split.features(next(iter(split.videos))).shape[1]
@@ -436,7 +170,7 @@ def build_model(cfg: Config, split: Split, text):
                          f"--set model.text_dim={text.dim}")
     return UniMD(cfg.model)
 
-# %% ../nbs/21_train.ipynb 37
+# %% ../nbs/21_train.ipynb 21
 class Logger:
     "Per-step rows in out/log.csv (and TensorBoard if installed); `upto` = (phase, step) keeps earlier rows on resume."
     FIELDS = ['phase', 'epoch', 'step', 'loss', 'tad', 'mr', 'grad_norm', 'lr', 'sec']
@@ -462,26 +196,8 @@ class Logger:
         self.f.close()
         if self.tb: self.tb.close()
 
-def run_state(cfg, phase, step, model, ema, opt, sched, history, classes) -> dict:
-    "Everything a checkpoint holds."
-    return dict(config=config_dict(cfg), code=code_version(), phase=phase, step=step, history=history,
-                model=unwrap(model).state_dict(), ema=ema.module.state_dict(), opt=opt.state_dict(),
-                sched=sched.state_dict(), rng=torch.get_rng_state(), classes=list(classes),
-                cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
 
-def resume(path, cfg, model, ema):
-    "Load model, EMA and random state from `path` if it exists (same config only) -> the checkpoint or None."
-    if not Path(path).exists(): return None
-    ck = load_checkpoint(path)
-    check_same_config(ck['config'], cfg, path)
-    if ck.get('code') != code_version():
-        print(f"warning: {path} was written by unimd {ck.get('code')}, this is {code_version()}", file=sys.stderr)
-    model.load_state_dict(ck['model']); ema.module.load_state_dict(ck['ema'])
-    torch.set_rng_state(ck['rng'])
-    if ck.get('cuda_rng') and torch.cuda.is_available(): torch.cuda.set_rng_state_all(ck['cuda_rng'])
-    return ck
-
-# %% ../nbs/21_train.ipynb 39
+# %% ../nbs/21_train.ipynb 23
 def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
     "Train as `cfg` says; checkpoint.pt, log.csv, predictions and metrics.json go to `out` (resumed if a checkpoint is there)."
     from tqdm.auto import tqdm
@@ -541,7 +257,7 @@ def finish(cfg, out, history, env) -> dict:
         with atomic_file(Path(out) / 'metrics.json', 'w') as f: json.dump(res, f, indent=1)
     return res
 
-# %% ../nbs/21_train.ipynb 46
+# %% ../nbs/21_train.ipynb 30
 def train_parser():
     p = argparse.ArgumentParser(prog='unimd train', description='Train UniMD: dedicated, pre-train/fine-tune or co-training.')
     p.add_argument('--config', required=True, help="configs/NAME.yaml by name (ego4d, charades, anet, synthetic) or a path")
@@ -567,20 +283,7 @@ def cli_train(argv=None) -> int:
         print(f"final metrics (percent), written to {Path(a.out) / 'metrics.json'}:\n{format_metrics(res['final'])}")
     return 0
 
-# %% ../nbs/21_train.ipynb 47
-def data_grid(dc: DataConfig) -> FeatureGrid:
-    "The feature grid of the configured dataset."
-    return dc.synthetic.grid if dc.dataset == 'synthetic' else FeatureGrid(dc.fps, dc.feat_stride, dc.frames_per_clip)
-
-def load_trained(path):
-    "(EMA model in eval mode, Config, TAD class names) from a checkpoint file or a run folder."
-    path = Path(path)
-    ck = load_checkpoint(path / 'checkpoint.pt' if path.is_dir() else path)
-    cfg = update_config(Config(), ck['config'], str(path))
-    model = UniMD(cfg.model)
-    model.load_state_dict(ck['ema'])
-    return model.eval(), cfg, ck['classes']
-
+# %% ../nbs/21_train.ipynb 31
 def detect_moments(model, cfg, classes, feats, queries=(), duration=None, vid='video') -> dict:
     "Ranked Moments for each sentence in `queries` (or each TAD class if none) in features [T, D]: {text: [Moment]}."
     from unimd.core import Query
@@ -614,7 +317,7 @@ def cli_detect(argv=None) -> int:
         for i, (m, c) in enumerate(best, 1): print(f'{i}. {m.start:8.2f} s - {m.end:8.2f} s   score {m.score:.3f}   {c}')
     return 0
 
-# %% ../nbs/21_train.ipynb 49
+# %% ../nbs/21_train.ipynb 33
 def _sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
