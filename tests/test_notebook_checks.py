@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 NBS = Path(__file__).resolve().parent.parent / 'nbs'
-DONE = ['00_core', '01_data', '12_heads', '13_assign']
+DONE = ['00_core', '01_data', '02_synthetic', '12_heads', '13_assign']
 CHECK_CALLS = {'test', 'test_eq', 'test_ne', 'test_close', 'test_fail', 'test_is', 'test_warns', 'test_stdout',
                'test_eq_type', 'test_shuffled', 'test_fig_exists'}
 
