@@ -161,7 +161,11 @@ def test_feature_type_checks_for_files_and_videos(trained, pred, tmp_path):
     assert pred.encode(tmp_path / 'ok' / f'{vid}.npy').vid == vid
     save_features(tmp_path / 'other', vid, world.features(vid))
     (tmp_path / 'other' / 'features.json').write_text(json.dumps(dict(extractor='x', dim=128, fps=30.0, stride=16, frames_per_clip=16)))
-    with pytest.raises(UniMDError, match='trained on FeatureGrid'): pred.encode(tmp_path / 'other' / f'{vid}.npy')
+    with pytest.raises(UniMDError, match="extractor='x', fps=30.0, stride=16, but .* expects extractor='synthetic', fps=24.0, stride=8"):
+        pred.encode(tmp_path / 'other' / f'{vid}.npy')
+    pred.ignore_spec = True                                        # the expert's override (--ignore-feature-spec)
+    assert pred.encode(tmp_path / 'other' / f'{vid}.npy').vid == vid
+    pred.ignore_spec = False
     av = pytest.importorskip('av')
     from unimd.extract import make_test_video, gray_ramp
     make_test_video(tmp_path / 'v.mkv', gray_ramp(48), fps=24)

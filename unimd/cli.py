@@ -22,6 +22,7 @@ COMMANDS = {
     'app':      ('unimd.app', 'a local web page to try a checkpoint on your videos and queries'),
     'check':    ('unimd.check', 'check a downloaded feature folder (ids, shapes, widths, lengths, NaNs) before training'),
     'export':   ('unimd.formats', "predictions as ActivityNet JSON, Moment-DETR JSONL or Ego4D MQ/NLQ challenge files"),
+    'export-pretrained': ('unimd.pretrained', 'a run as a pretrained folder: config.json, model.safetensors, a model card with the feature spec'),
 }
 
 def usage():

@@ -46,7 +46,7 @@ class TrainConfig:
 @dataclass
 class DataConfig:
     "Which videos and features: the synthetic world or a real dataset with a folder of pre-extracted features."
-    dataset: str = 'synthetic'       # 'synthetic' | 'charades' | 'ego4d' | 'anet'
+    dataset: str = 'synthetic'       # 'synthetic' | 'charades' | 'ego4d' | 'anet' | 'custom' (made by `unimd dataset`)
     features: str = ''               # folder of vid.npy/.pt/.h5 feature files (real datasets)
     num_classes: int = 0             # TAD classes the dataset must have (0: not checked)
     fps: float = 30.0                # the feature grid of a real dataset (the synthetic world brings its own)
@@ -55,6 +55,8 @@ class DataConfig:
     trunc_thresh: float = 0.5        # a cropped segment keeps at least this share or is dropped
     crop_ratio: list = field(default_factory=lambda: [0.9, 1.0])
     allow_missing: bool = False      # drop videos without a feature file (with a warning) instead of stopping
+    annotations: str = ''            # dataset 'custom': the folder `unimd dataset` wrote (annotation files, classes.txt)
+    ignore_feature_spec: bool = False  # train although data.features/features.json records another grid or width (experts)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 # %% ../nbs/17_config.ipynb 9
@@ -162,7 +164,7 @@ def flatten(d, prefix='') -> dict:
 
 # %% ../nbs/17_config.ipynb 30
 RESUME_SAFE = {'train.eval_epochs', 'train.eval_batch_size', 'train.ckpt_every', 'train.num_workers', 'data.features',
-               'data.allow_missing'}
+               'data.allow_missing', 'data.ignore_feature_spec', 'data.annotations'}
 
 def check_same_config(saved: dict, cfg: Config, path):
     "Refuse to resume from a checkpoint trained with another config, naming the keys that differ."

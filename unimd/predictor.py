@@ -88,20 +88,38 @@ def features_duration(T: int, grid: FeatureGrid) -> float:
 class Predictor:
     "A trained UniMD that encodes one video once and answers any number of TAD/MR queries about it."
     def __init__(self, model: UniMD, text, grid: FeatureGrid, classes=(), window=None, overlap=None,
-                 dedup_iou=0.7, device=None, extractor=None, source='model'):
+                 dedup_iou=0.7, device=None, extractor=None, source='model', spec=None, ignore_spec=False):
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         self.model, self.text, self.grid, self.classes = model.to(self.device).eval(), text, grid, list(classes)
         self.window = window or 4 * model.cfg.max_seq_len
         self.overlap = self.window // 4 if overlap is None else overlap
         plan_windows(self.window + 1, self.window, self.overlap)          # validate now
         self.dedup_iou, self.extractor, self.source = dedup_iou, extractor, source
+        self.spec, self.ignore_spec = spec, ignore_spec     # the feature spec it was trained on (unimd.pretrained)
         self.feats = None
 
     @classmethod
     def from_checkpoint(cls, path, device=None, weights='ema', **kwargs):
         "A Predictor from a checkpoint written by `unimd train` (EMA weights, its grid, text encoder and classes)."
+        from unimd.pretrained import config_spec
         model, cfg, classes = load_trained(path, weights)
-        return cls(model, get_encoder(cfg.model), data_grid(cfg.data), classes, device=device, source=str(path), **kwargs)
+        return cls(model, get_encoder(cfg.model), data_grid(cfg.data), classes, device=device, source=str(path),
+                   spec=config_spec(cfg), **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name, device=None, **kwargs):
+        "A Predictor from a pretrained folder or hub id (`unimd.pretrained`): weights, grid, text encoder, classes, feature spec."
+        from unimd.pretrained import from_pretrained
+        pt = from_pretrained(name)
+        return cls(pt.model, get_encoder(pt.cfg.model), data_grid(pt.cfg.data), pt.classes, device=device, source=str(name),
+                   spec=pt.spec, **kwargs)
+
+    @classmethod
+    def load(cls, path, device=None, **kwargs):
+        "`from_pretrained` for a pretrained folder or hub id, `from_checkpoint` for a checkpoint or run folder."
+        p = Path(path)
+        pretrained = (p / 'config.json').is_file() or (not p.exists() and str(path).count('/') == 1 and not str(path).endswith('.pt'))
+        return (cls.from_pretrained if pretrained else cls.from_checkpoint)(path, device=device, **kwargs)
 
     @property
     def feat_dim(self): return self.model.cfg.feat_dim
@@ -120,8 +138,10 @@ def _features_of(self, source, vid=None):
     if not p.exists(): raise UniMDError(f"{p} not found: give a video file, a feature file ({', '.join(FEATURE_EXTS)}) or an array")
     if p.suffix.lower() in FEATURE_EXTS:
         from unimd.extract import feature_grid
+        from unimd.pretrained import check_feature_spec
+        check_feature_spec(self.spec, p.parent, self.source, self.ignore_spec)   # extractor, grid, width, normalisation
         g = feature_grid(p.parent)
-        if g is not None and g != self.grid:
+        if g is not None and g != self.grid and not self.ignore_spec:
             raise UniMDError(f"{p.parent}/features.json says these features are on {g}, but {self.source} was trained "
                              f"on {self.grid}: extract the features on the checkpoint's grid")
         return load_features(p, vid or p.stem), None, vid or p.stem
@@ -132,12 +152,14 @@ def _extract(self, path):
     from unimd.extract import ClipImageEncoder, VideoReader, extract_features
     if self.extractor is None:
         import open_clip
-        dim = open_clip.get_model_config('ViT-B-32-quickgelu')['embed_dim']
+        from unimd.pretrained import spec_extractor, random_clip
+        name, weights = spec_extractor(self.spec)                # the extractor its feature spec names (default ViT-B/32)
+        dim = open_clip.get_model_config(name)['embed_dim']
         if dim != self.feat_dim:
             raise UniMDError(f"{self.source} expects {self.feat_dim}-d video features, but the built-in extractor (CLIP "
-                             f"ViT-B/32 image features) gives {dim}-d: extract this model's feature type yourself and pass "
+                             f"{name} image features) gives {dim}-d: extract this model's feature type yourself and pass "
                              f"the features (an array or a .npy file) to encode()")
-        self.extractor = ClipImageEncoder(device=self.device)
+        self.extractor = random_clip(name, self.device) if weights is None else ClipImageEncoder(name, weights, device=self.device)
     x = extract_features(path, self.extractor, self.grid, progress=False)
     with VideoReader(path) as r: return x, r.duration
 
@@ -249,7 +271,7 @@ def timeline_png(ax, dpi=110) -> bytes:
 # %% ../nbs/31_predictor.ipynb 40
 def predict_parser():
     ap = argparse.ArgumentParser(prog='unimd predict', description='detect moments for text queries in one video with a trained checkpoint')
-    ap.add_argument('checkpoint', help='checkpoint.pt written by `unimd train`')
+    ap.add_argument('checkpoint', help='checkpoint.pt written by `unimd train`, a pretrained folder or a hub id (owner/name)')
     ap.add_argument('input', help='a video file, or its features (.npy/.pt/.h5 [T, D])')
     ap.add_argument('-q', '--query', action='append', required=True, help='a class name or a sentence (repeat for more)')
     ap.add_argument('--top-k', type=int, default=5, help='moments to print per query, best first (default 5)')
@@ -260,12 +282,13 @@ def predict_parser():
     ap.add_argument('--device', default=None, help='cuda or cpu (default: cuda when available)')
     ap.add_argument('--csv', default=None, help='write the table here')
     ap.add_argument('--plot', default=None, help='save the timeline (PNG) here')
+    ap.add_argument('--ignore-feature-spec', action='store_true', help="use features whose features.json disagrees with the model's")
     return ap
 
 def cli_predict(argv) -> int:
     "`unimd predict CHECKPOINT INPUT -q QUERY ...`: print (and save) the ranked moments of each query."
     a = predict_parser().parse_args(argv)
-    p = Predictor.from_checkpoint(a.checkpoint, device=a.device, window=a.window, overlap=a.overlap)
+    p = Predictor.load(a.checkpoint, device=a.device, window=a.window, overlap=a.overlap, ignore_spec=a.ignore_feature_spec)
     df = p.encode(a.input, duration=a.duration).detect(a.query, top_k=a.top_k, min_score=a.min_score)
     print(df.to_string(index=False, float_format=lambda x: f'{x:.2f}'))
     if a.csv:
