@@ -47,7 +47,7 @@ class FeatureGrid:
         return max(1, int(np.floor((duration * self.fps - self.frames_per_clip) / self.stride + 1e-9)) + 1)
 
 # %% ../nbs/03_features.ipynb 8
-FEATURE_EXTS = ('.npy', '.pt', '.pth', '.h5', '.hdf5')
+FEATURE_EXTS = ('.npy', '.npz', '.pt', '.pth', '.h5', '.hdf5')
 
 def feature_file(folder, vid):
     "The file that holds `vid`'s features: `folder` itself if it is one .h5 for all videos, else `folder/vid.<ext>`."
@@ -73,6 +73,8 @@ def _read_array(path, vid):
     path = Path(path)
     try:
         if path.suffix == '.npy': return np.load(path, allow_pickle=False)
+        if path.suffix == '.npz':                                                 # the official release: key 'features'
+            with np.load(path, allow_pickle=False) as z: return _pick({k: z[k] for k in z.files}, path, vid)
         if path.suffix in ('.pt', '.pth'):
             x = torch.load(path, map_location='cpu', weights_only=True)
             return (_pick(x, path, vid) if isinstance(x, dict) else x).float().numpy()

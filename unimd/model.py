@@ -17,14 +17,13 @@ from .vision import VisionEncoder, n_params
 from .heads import ClsHead, RegHead, max_rel_err
 from .assign import make_points, assign_targets
 from .losses import UniMDLoss
+from .text import TEXT_DIMS
 
 # %% auto 0
-__all__ = ['TEXT_DIMS', 'ModelConfig', 'Outputs', 'check_batch', 'UniMD', 'moments_in_seconds', 'random_batch', 'grads_of',
-           'grad_err', 'param_table']
+__all__ = ['ModelConfig', 'Outputs', 'check_batch', 'UniMD', 'moments_in_seconds', 'random_batch', 'grads_of', 'grad_err',
+           'param_table']
 
 # %% ../nbs/16_model.ipynb 5
-TEXT_DIMS = {'clip': 512, 'clip-random': 512, 'minilm': 384}   # the encoders of unimd.text and their widths
-
 @dataclass
 class ModelConfig:
     "UniMD hyper-parameters; defaults = the official Ego4D configuration."
@@ -42,7 +41,7 @@ class ModelConfig:
     block_kernel: int = 3                # depthwise kernel of the backbone's ConvNeXt blocks (= embd_kernel officially)
     fpn_layers: int = 3                  # BiFPN layers
     fpn_kernel: int = 7                  # depthwise kernel of the BiFPN's ConvNeXt blocks and its max-pool
-    drop_path: float = 0.1               # stochastic depth, linearly increasing over the stage blocks
+    drop_path: float = 0.4               # stochastic depth of the stage blocks, linspace(0, drop_path, 5): the official rates
     # heads, eq. 7-9
     head_kernel: int = 3
     head_convs: int = 2
@@ -67,8 +66,15 @@ class ModelConfig:
     nms_sigma: float = 0.9
     max_seg: int = 2000
     voting_thresh: float = 0.95
+    duration_thresh: float = 0.05        # drop decoded moments no longer than this (feature steps); ANet officially 0.1
+    # the official code, bit for bit (23_official): 'unimd' (ours) or 'official'
+    compat: str = 'unimd'                # official: its padding, BatchNorm laterals, fusions, targets, loss and decoding
+    head_dim: int = 0                    # width of the head convs (0: = channels; the official code's head_dim)
+    num_classes: int = 0                 # official label-smoothing denominator, TAD classes + 1 (0: each video's class count)
 
     def __post_init__(self):
+        if self.compat not in ('unimd', 'official'):
+            raise UniMDError(f"compat must be 'unimd' or 'official', got {self.compat!r}")
         self.convnext_depths = tuple(int(d) for d in self.convnext_depths)
         self.regression_ranges = tuple((float(lo), float(hi)) for lo, hi in self.regression_ranges)
         n_levels, largest = len(self.convnext_depths) + 1, 2 ** len(self.convnext_depths)
@@ -77,7 +83,7 @@ class ModelConfig:
                              f'levels (one per convnext_depths entry + 1): give one (lo, hi) per level')
         if self.max_seq_len % largest:
             raise UniMDError(f'max_seq_len={self.max_seq_len} is not a multiple of the largest stride {largest}')
-        if TEXT_DIMS.get(self.text_encoder, self.text_dim) != self.text_dim:
+        if (TEXT_DIMS.get(self.text_encoder) or self.text_dim) != self.text_dim:   # unimd.text: every encoder's width
             raise UniMDError(f'text_encoder {self.text_encoder!r} gives {TEXT_DIMS[self.text_encoder]}-d embeddings but '
                              f'text_dim={self.text_dim}: set text_dim: {TEXT_DIMS[self.text_encoder]}')
 
@@ -150,13 +156,16 @@ class UniMD(nn.Module):
     def __init__(self, cfg: ModelConfig | None = None, qconv: str = 'batched'):
         super().__init__()
         self.cfg = cfg = cfg or ModelConfig()
-        self.vision = VisionEncoder(cfg.feat_dim, cfg.channels, cfg.embd_kernel, cfg.n_embd_convs, cfg.n_stem,
-                                    cfg.convnext_depths, cfg.block_kernel, cfg.fpn_layers, cfg.fpn_kernel, cfg.drop_path)
-        self.cls_head = ClsHead(cfg.channels, cfg.text_dim, cfg.head_kernel, cfg.head_convs, cfg.cls_prior)
+        off, width = cfg.compat == 'official', cfg.head_dim or cfg.channels
+        self.vision = VisionEncoder(cfg.feat_dim, cfg.channels, cfg.embd_kernel, cfg.n_embd_convs, cfg.n_stem, cfg.convnext_depths,
+                                    cfg.block_kernel, cfg.fpn_layers, cfg.fpn_kernel, cfg.drop_path, official=off)
+        self.cls_head = ClsHead(cfg.channels, cfg.text_dim, cfg.head_kernel, cfg.head_convs, cfg.cls_prior, width, official=off)
         self.reg_head = RegHead(cfg.channels, cfg.text_dim, len(cfg.strides), cfg.head_kernel, cfg.head_convs,
-                                cfg.reg_query_dependent, cfg.reg_mlp_layers, cfg.reg_mlp_hidden, cfg.reg_dropout, impl=qconv)
+                                cfg.reg_query_dependent, cfg.reg_mlp_layers, cfg.reg_mlp_hidden, cfg.reg_dropout, impl=qconv,
+                                width=width, official=off)
         self.criterion = UniMDLoss(cfg.focal_alpha, cfg.focal_gamma, cfg.label_smoothing, cfg.lambda_tad, cfg.lambda_mr,
-                                   cfg.loss_norm_init, cfg.loss_norm_momentum)
+                                   cfg.loss_norm_init, cfg.loss_norm_momentum, shared_norm=off,
+                                   smoothing_classes=cfg.num_classes if off else 0)
 
     def forward(self, batch: Batch) -> Outputs:
         check_batch(batch, self.cfg)
@@ -169,19 +178,23 @@ class UniMD(nn.Module):
 
     def loss(self, out: Outputs, batch: Batch) -> dict:
         "Eq. 10 for both tasks: assign targets to points (13_assign), then focal + DIoU per task (14_loss)."
-        cls_t, reg_t = assign_targets(out.points, batch.segments, batch.qmask, self.cfg.center_radius)
+        prefer = 'last' if self.cfg.compat == 'official' else 'shortest'               # official: last-listed segment
+        cls_t, reg_t = assign_targets(out.points, batch.segments, batch.qmask, self.cfg.center_radius, prefer)
         return self.criterion(out.cls_logits, out.reg, cls_t, reg_t, out.pmask, batch.qmask, batch.qtask)
 
     @torch.no_grad()
     def detect(self, out: Outputs, batch: Batch) -> list:
         "Per video, `{query id: [Moment]}` in seconds: decoding and Soft-NMS (15_decode) per task, then the batch's time grid."
-        from unimd.decode import decode
+        from unimd.decode import decode, decode_official
         c, res = self.cfg, [{} for _ in batch.vids]
+        kw = dict(score_thresh=c.score_thresh, pre_nms_topk=c.pre_nms_topk, sigma=c.nms_sigma, max_seg=c.max_seg,
+                  duration_thresh=c.duration_thresh)
+        if c.compat != 'official': kw['voting_thresh'] = c.voting_thresh
         for k in (0, 1):  # TAD, then MR: each task gets its own per-video cap, or 110-200 class names crowd out the sentences
             qmask = batch.qmask & (batch.qtask == k)                                    # [B, Q]
             if not qmask.any(): continue
-            dets = decode(out.cls_logits.float(), out.reg.float(), out.points, out.pmask, qmask, score_thresh=c.score_thresh,
-                          pre_nms_topk=c.pre_nms_topk, sigma=c.nms_sigma, max_seg=c.max_seg, voting_thresh=c.voting_thresh)
+            dets = (decode_official if c.compat == 'official' else decode)(
+                out.cls_logits.float(), out.reg.float(), out.points, out.pmask, qmask, **kw)
             for b, r in enumerate(res):
                 r.update({q: moments_in_seconds(d, batch, b) for q, d, ok in zip(batch.qids[b], dets[b], qmask[b].tolist()) if ok})
         return res

@@ -141,7 +141,7 @@ class VisionEncoder(nn.Module):
                                   for i in range(n_embd))
         self.embd_norm = nn.ModuleList(LayerNorm1d(c) for _ in range(n_embd))
         self.stem = nn.ModuleList(ConvNeXtBlock(c, block_kernel, zero_input=zi) for _ in range(n_stem))
-        dp = torch.linspace(0, drop_path, sum(depths)).tolist()                        # deeper blocks drop more often
+        dp = torch.linspace(0, drop_path, sum(depths), device='cpu').tolist()          # deeper blocks drop more often
         self.stages = nn.ModuleList(nn.ModuleList(ConvNeXtBlock(c, block_kernel, dp.pop(0), zero_input=zi) for _ in range(d))
                                     for d in depths)
         self.down = nn.ModuleList(Downsample(c, zi) for _ in depths)
