@@ -4,11 +4,11 @@
 
 # %% ../nbs/90_cli.ipynb 2
 from __future__ import annotations
-import importlib, sys
+import argparse, importlib, os, sys
 from .core import UniMDError
 
 # %% auto 0
-__all__ = ['COMMANDS', 'usage', 'main']
+__all__ = ['COMMANDS', 'COMMON_HELP', 'usage', 'default_threads', 'use_threads', 'split_common', 'quiet_broken_pipe', 'main']
 
 # %% ../nbs/90_cli.ipynb 5
 COMMANDS = {
@@ -16,13 +16,13 @@ COMMANDS = {
     'stats':    ('unimd.stats', "reproduce the paper's dataset statistics from the real annotations"),
     'evaluate': ('unimd.evaluate', 'score TAD or MR predictions with the official-equivalent metrics'),
     'train':    ('unimd.train', 'train a UniMD model from a config'),
-    'detect':   ('unimd.train', 'detect moments for text queries in a feature file with a trained checkpoint'),
     'extract':  ('unimd.extract', 'CLIP image features of video files, one .npy [T, D] per video (for training and prediction)'),
-    'predict':  ('unimd.predictor', 'ranked moments for class names and sentences in one video or feature file'),
+    'predict':  ('unimd.predictor', 'ranked moments for class names and sentences (default: every class) in one video or feature file'),
     'app':      ('unimd.app', 'a local web page to try a checkpoint on your videos and queries'),
     'check':    ('unimd.check', 'check a downloaded feature folder (ids, shapes, widths, lengths, NaNs) before training'),
     'export':   ('unimd.formats', "predictions as ActivityNet JSON, Moment-DETR JSONL or Ego4D MQ/NLQ challenge files"),
     'export-pretrained': ('unimd.pretrained', 'a run as a pretrained folder: config.json, model.safetensors, a model card with the feature spec'),
+    'import-official': ('unimd.official', 'convert a released official UniMD checkpoint (.pth.tar) into a unimd checkpoint'),
 }
 
 def usage():
@@ -31,7 +31,40 @@ def usage():
     lines = [f'  {name:<{width}}  {desc}' for name, (_, desc) in COMMANDS.items()]
     return 'usage: unimd COMMAND [options]\n\ncommands:\n' + '\n'.join(lines) + '\n\n`unimd COMMAND --help` for its options.'
 
-# %% ../nbs/90_cli.ipynb 6
+# %% ../nbs/90_cli.ipynb 7
+def default_threads(cores=None) -> int:
+    "The CPU threads a command uses unless told: 1 below 4 cores (a shared small machine), else half the cores, at most 8."
+    cores = cores or os.cpu_count() or 1
+    return 1 if cores < 4 else min(cores // 2, 8)
+
+def use_threads(n=None, environ=os.environ) -> int:
+    "Apply the thread policy before torch starts its pool: `n` if given, else $OMP_NUM_THREADS, else `default_threads()`."
+    if n is not None and n < 1: raise UniMDError(f"--threads {n}: give a positive number of CPU threads (e.g. --threads 1)")
+    env = environ.get('OMP_NUM_THREADS', '')
+    n = n or (int(env) if env.isdigit() and int(env) > 0 else default_threads())
+    environ['OMP_NUM_THREADS'] = environ['MKL_NUM_THREADS'] = str(n)   # read by OpenMP when torch loads
+    if 'torch' in sys.modules: sys.modules['torch'].set_num_threads(n)   # torch already started: set its pool directly
+    return n
+
+# %% ../nbs/90_cli.ipynb 9
+COMMON_HELP = ('\ncommon options (every command):\n  --threads N   torch CPU threads (default: 1 on a machine with fewer than 4 '
+               'cores, else half the cores, at most 8; $OMP_NUM_THREADS also sets it)')
+
+def _raise(e): raise e
+
+def split_common(name, rest) -> tuple:
+    "Take the options every command shares (`--threads N`) out of a command's arguments -> (threads or None, the rest)."
+    p = argparse.ArgumentParser(prog=f'unimd {name}', add_help=False, allow_abbrev=False)
+    p.error = lambda message: _raise(UniMDError(f'{message}: give a positive whole number of CPU threads, e.g. --threads 1'))
+    p.add_argument('--threads', type=int)
+    known, rest = p.parse_known_args(rest)
+    return known.threads, rest
+
+def quiet_broken_pipe() -> int:
+    "The reader of our output went away (`unimd stats | head`): stop quietly, as `yes | head` does (exit 128 + SIGPIPE)."
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # Python would fail again flushing stdout at exit
+    return 141
+
 def main(argv=None):
     "Run `unimd COMMAND ...`; returns the exit code."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -39,8 +72,20 @@ def main(argv=None):
         print(usage()); return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f'unimd: unknown command {name!r}\n\n{usage()}', file=sys.stderr); return 2
-    fn = getattr(importlib.import_module(COMMANDS[name][0]), f"cli_{name.replace('-', '_')}")
-    try: return int(fn(rest) or 0)
+        print(f"unimd: unknown command {name!r}: one of {', '.join(COMMANDS)} (`unimd --help` says what each does)", file=sys.stderr)
+        return 2
+    try:
+        threads, rest = split_common(name, rest)
+        use_threads(threads)                      # before the command imports torch: the pool starts with this size
+        fn = getattr(importlib.import_module(COMMANDS[name][0]), f"cli_{name.replace('-', '_')}")
+        return int(fn(rest) or 0)
     except UniMDError as e:
         print(f'unimd {name}: error: {e}', file=sys.stderr); return 2
+    except BrokenPipeError: return quiet_broken_pipe()
+    except OSError as e:                          # a path the system refused: one line naming it, as for UniMDError
+        if e.filename is None: raise
+        print(f'unimd {name}: error: {e.filename}: {e.strerror}: check the path, its permissions and the free disk space',
+              file=sys.stderr); return 2
+    except SystemExit as e:                       # argparse: --help printed, or a usage error
+        if e.code == 0 and {'-h', '--help'} & set(rest): print(COMMON_HELP)
+        raise

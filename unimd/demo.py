@@ -4,18 +4,22 @@
 
 # %% ../nbs/22_demo.ipynb 2
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, json, os, platform, shlex, sys, time
 from pathlib import Path
 import numpy as np
 import torch
+import unimd
 from .core import TAD, MR, TASKS, UniMDError, Moment
-from .data import atomic_file
+from .data import write_tad_json, write_mr_jsonl, atomic_file
+from .features import save_features
 from .synthetic import make_world
-from .train import Config, load_config, update_config, train, load_splits, score
+from .config import Config, load_config, update_config
+from .splits import load_splits
+from .train import train, score
 
 # %% auto 0
-__all__ = ['RUNS', 'COLUMNS', 'CHANCE', 'TITLE', 'demo_config', 'chance_predictions', 'run_demo', 'format_table', 'plot_demo',
-           'save_report', 'cli_demo']
+__all__ = ['RUNS', 'COLUMNS', 'CHANCE', 'TITLE', 'TIMES', 'demo_config', 'chance_predictions', 'run_demo', 'format_table',
+           'plot_demo', 'results_stem', 'run_notes', 'save_report', 'write_try_files', 'try_commands', 'cli_demo']
 
 # %% ../nbs/22_demo.ipynb 5
 def demo_config(quick=False) -> Config:
@@ -57,11 +61,16 @@ def run_demo(out='demo_out', quick=False, progress=True, runs=RUNS, cfg=None, lo
     world = make_world(cfg.data.synthetic)
     tr, te = load_splits(cfg.data, world)
     rows = {CHANCE: score(te, chance_predictions(tr.videos, te.videos, tr.classes, seed=cfg.train.seed))}
+    reused = []
     for name, folder, over in runs:
-        t = time.time()
+        t, done = time.time(), (root / folder / 'metrics.json').exists()   # a finished run: train() only re-reads it
         rows[name] = train(update_config(cfg, {'train': over}), root / folder, progress=progress, world=world)['final']
-        log(f"{name}: trained and evaluated in {time.time() - t:.0f} s")
-    return pd.DataFrame({n: {c: r.get(k, np.nan) for c, k in COLUMNS.items()} for n, r in rows.items()}).T.round(1)
+        log(f"{name}: reused the finished run in {root / folder}" if done else
+            f"{name}: trained and evaluated in {time.time() - t:.0f} s")
+        if done: reused.append(str(root / folder))
+    df = pd.DataFrame({n: {c: r.get(k, np.nan) for c, k in COLUMNS.items()} for n, r in rows.items()}).T.round(1)
+    df.attrs['reused'] = reused                   # the result files say which runs an earlier demo made
+    return df
 
 # %% ../nbs/22_demo.ipynb 15
 TITLE = 'SYNTHETIC world (not real data): dedicated vs co-trained UniMD, percent'
@@ -83,31 +92,75 @@ def plot_demo(df, ax=None):
     ax.set_title(TITLE, fontsize=9); ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
     return ax
 
-def save_report(df, out):
-    "demo_results.csv and demo_results.png in `out` -> their paths."
+def results_stem(quick=False) -> str:
+    "`--quick` has its own result files: a quick run never overwrites the full run's table."
+    return 'demo_results_quick' if quick else 'demo_results'
+
+def run_notes(cfg, quick=False, reused=()) -> list:
+    "What made a result: the command, the world and schedule, the code and torch versions, the threads, the runs reused."
+    w, t = cfg.data.synthetic, cfg.train
+    return [f"made by: unimd demo{' --quick' if quick else ''} (unimd {unimd.__version__}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} CPU thread{'s' * (torch.get_num_threads() > 1)}, {platform.machine()})",
+            f"world: {w.n_train} train / {w.n_test} test synthetic videos, seed {w.seed}; per model: {t.stop_epoch} "
+            f"epochs, batch {t.batch_size}, lr {t.lr:g}, seed {t.seed}",
+            'runs: ' + (f"reused from an earlier demo: {', '.join(reused)}" if reused else 'all trained by this command')]
+
+def save_report(df, out, quick=False, notes=()):
+    "demo_results[_quick].csv and .png in `out`, each saying what made it (`notes`) -> their paths."
     import matplotlib.pyplot as plt
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / 'demo_results.csv'
-    with atomic_file(csv_path, 'w') as f: f.write(f'# {TITLE}\n' + df.to_csv())
+    csv_path, png = out / f'{results_stem(quick)}.csv', out / f'{results_stem(quick)}.png'
+    with atomic_file(csv_path, 'w') as f: f.write(''.join(f'# {l}\n' for l in [TITLE, *notes]) + df.to_csv())
     ax = plot_demo(df)
-    ax.figure.savefig(out / 'demo_results.png', dpi=120, bbox_inches='tight'); plt.close(ax.figure)
-    return csv_path, out / 'demo_results.png'
+    ax.figure.text(0.01, -0.02, '\n'.join(notes), fontsize=6, va='top', color='dimgrey')
+    with atomic_file(png) as f: ax.figure.savefig(f, format='png', dpi=120, bbox_inches='tight')
+    plt.close(ax.figure)
+    return csv_path, png
+
+# %% ../nbs/22_demo.ipynb 18
+def write_try_files(world, out, n=3) -> dict:
+    "Features of `n` test videos and the test split's ground truth under out/try -> {'features': [paths], 'tad': ..., 'mr': ...}."
+    folder, test = Path(out) / 'try', world.split('test')
+    show = [v for v in test if test[v].has_tad and test[v].has_mr][:n]      # videos with both a class and a sentence
+    feats = [save_features(folder / 'features', v, world.features(v)) for v in show]
+    return dict(features=feats, tad=write_tad_json({k: v for k, v in test.items() if v.has_tad}, folder / 'gt_tad.json'),
+                mr=write_mr_jsonl({k: v for k, v in test.items() if v.has_mr}, folder / 'gt_mr.jsonl'))
 
 # %% ../nbs/22_demo.ipynb 20
-def cli_demo(argv=None) -> int:
-    "unimd demo [--quick] [--out DIR]: the SYNTHETIC comparison of dedicated and co-trained models."
+def try_commands(out, made, world, run='sync', quick=False) -> list:
+    "The commands that try the demo's checkpoint, features and ground truth (printed last by `unimd demo`)."
+    q = lambda p: shlex.quote(str(p))
+    ck, folder = Path(out) / ('runs-quick' if quick else 'runs') / run, made['features'][0]
+    v = world.videos[folder.stem]
+    return [f'unimd predict {q(ck / "checkpoint.pt")} {q(folder)} -q {q(v.actions[0].label)} -q {q(v.sentences[0].text)}',
+            f'unimd evaluate tad --benchmark activitynet --subset test --gt {q(made["tad"])} --pred {q(ck / "predictions_tad.json")}',
+            f'unimd evaluate mr --benchmark charades-sta --gt {q(made["mr"])} --pred {q(ck / "predictions_mr.jsonl")}',
+            f'unimd app --checkpoint {q(ck / "checkpoint.pt")}']
+
+# %% ../nbs/22_demo.ipynb 25
+TIMES = 'measured on a shared 2-core VM, one thread: about 4 min; --quick about 1.5 min (see README)'
+
+def cli_demo(argv=None, cfg=None) -> int:
+    "unimd demo [--quick] [--out DIR]: the SYNTHETIC comparison of dedicated and co-trained models (`cfg`: tests)."
     p = argparse.ArgumentParser(prog='unimd demo', description='Train dedicated TAD, dedicated MR and synchronized '
-                                'co-trained UniMD models on the SYNTHETIC world (CPU, no download) and compare them with chance.')
-    p.add_argument('--quick', action='store_true', help='a smaller world and schedule: under 3 minutes')
-    p.add_argument('--out', default='demo_out', help='folder for runs, demo_results.csv and demo_results.png (default ./demo_out)')
-    p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1: robust on a busy machine)')
+                                f'co-trained UniMD models on the SYNTHETIC world (CPU, no download) and compare them with chance ({TIMES}).')
+    p.add_argument('--quick', action='store_true', help='a smaller world and schedule; its own runs and result files')
+    p.add_argument('--out', default='demo_out', help='folder for runs, result files and files to try (default ./demo_out)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    if Path(a.out).exists() and not Path(a.out).is_dir():
+        raise UniMDError(f"--out {a.out} is a file: give a folder for the demo's runs and results (e.g. --out demo_out)")
     t = time.time()
-    print(f"unimd demo{' --quick' if a.quick else ''}: SYNTHETIC data, CPU; writing to {a.out}", flush=True)
-    df = run_demo(a.out, a.quick, progress=not a.no_progress)
-    csv_path, png = save_report(df, a.out)
+    print(f"unimd demo{' --quick' if a.quick else ''}: SYNTHETIC data, CPU, {torch.get_num_threads()} thread(s); "
+          f"writing to {a.out}", flush=True)
+    cfg = cfg or demo_config(a.quick)
+    df = run_demo(a.out, a.quick, progress=not a.no_progress, cfg=cfg)
+    csv_path, png = save_report(df, a.out, a.quick, run_notes(cfg, a.quick, df.attrs['reused']))
+    world = make_world(cfg.data.synthetic)
+    made = write_try_files(world, a.out)
     print('\n' + format_table(df))
     print(f"\nsaved {csv_path} and {png}; total {time.time() - t:.0f} s")
+    print(f"\nto try next: the co-trained checkpoint on a test video's features, then scoring its test predictions "
+          f"(ground truth in {made['tad'].parent}), then the web page:")
+    print('\n'.join(f'  {c}' for c in try_commands(a.out, made, world, quick=a.quick)))
     return 0

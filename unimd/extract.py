@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from .core import UniMDError
 from .data import atomic_file
 from .features import FeatureGrid, save_features, load_features
-from .text import ClipTextEncoder, hf_hub_cache
+from .text import ClipTextEncoder, hf_hub_cache, hf_offline, clip_weights_missing
 
 # %% auto 0
 __all__ = ['CHARADES_CLIP_GRID', 'VIDEO_EXTS', 'META_FILE', 'check_long_enough', 'import_av', 'VideoReader', 'make_test_video',
-           'gray_ramp', 'clip_preprocess', 'default_device', 'ClipImageEncoder', 'extract_features',
+           'gray_ramp', 'clip_preprocess', 'default_device', 'ClipImageEncoder', 'advance', 'extract_features',
            'read_feature_meta', 'feature_grid', 'check_feature_meta', 'write_feature_meta', 'extractor_meta',
            'extract_video', 'find_videos', 'extract_parser', 'cli_extract']
 
@@ -140,6 +140,17 @@ class ClipImageEncoder(ClipTextEncoder):
         self.image_batch_size = batch_size
         super().__init__(model, pretrained, cache_dir=False, device=device or default_device())
 
+    def _check_available(self):
+        "The text encoder's check, with the fix in `unimd extract`'s own flags (--pretrained, --model)."
+        try: super()._check_available()
+        except UniMDError as e:
+            missing = clip_weights_missing(self.model_name, self.pretrained)
+            if not (hf_offline() and missing): raise
+            raise UniMDError(f"CLIP weights {self.model_name}/{self.pretrained} are not in the Hugging Face cache "
+                             f"({hf_hub_cache()}) and HF_HUB_OFFLINE=1 forbids downloading them: run once with internet "
+                             f"access (unset HF_HUB_OFFLINE), or download https://huggingface.co/{missing} and pass "
+                             f"--pretrained /path/to/{Path(missing).name}") from None
+
     def _load(self):
         import open_clip, logging
         self._check_available()
@@ -172,6 +183,10 @@ class ClipImageEncoder(ClipTextEncoder):
         return torch.cat(out) if out else torch.zeros(0, self.dim)
 
 # %% ../nbs/30_extract.ipynb 27
+def advance(bar, n):
+    "Move a progress bar by n, never past its total (the container's duration can over-count the last steps)."
+    bar.update(n if bar.total is None else max(0, min(n, bar.total - bar.n)))
+
 def extract_features(path, encoder, grid=CHARADES_CLIP_GRID, batch_size=64, normalize=False, progress=True):
     "Features [T, D] float32 of the video at `path`: `encoder.encode_images` of the frame at each clip centre of `grid`."
     from tqdm.auto import tqdm
@@ -182,14 +197,15 @@ def extract_features(path, encoder, grid=CHARADES_CLIP_GRID, batch_size=64, norm
             for _, frame in r.frames_at(grid):
                 batch.append(frame)
                 if len(batch) == batch_size:
-                    out.append(encoder.encode_images(np.stack(batch))); bar.update(len(batch)); batch = []
-            if batch: out.append(encoder.encode_images(np.stack(batch))); bar.update(len(batch))
-        T = check_long_enough(r.end, grid, path)
+                    out.append(encoder.encode_images(np.stack(batch))); advance(bar, len(batch)); batch = []
+            if batch: out.append(encoder.encode_images(np.stack(batch))); advance(bar, len(batch))
+            T = check_long_enough(r.end, grid, path)
+            bar.total = bar.n = T; bar.refresh()          # the decoded length, known only now: the bar ends at T of T
     x = torch.cat(out)[:T]                                                     # [T, D]
     if normalize: x = F.normalize(x, dim=-1)
     return x.numpy().astype(np.float32)
 
-# %% ../nbs/30_extract.ipynb 31
+# %% ../nbs/30_extract.ipynb 32
 META_FILE = 'features.json'
 
 def read_feature_meta(folder):
@@ -220,7 +236,7 @@ def write_feature_meta(folder, meta):
     with atomic_file(folder / META_FILE, 'w') as f: json.dump(meta, f, indent=1)
     return folder / META_FILE
 
-# %% ../nbs/30_extract.ipynb 32
+# %% ../nbs/30_extract.ipynb 33
 def extractor_meta(encoder, grid, normalize=False):
     "What `features.json` records about features made by `encoder` on `grid`."
     return dict(extractor=encoder.name, dim=int(encoder.dim), fps=float(grid.fps), stride=int(grid.stride),
@@ -237,7 +253,7 @@ def extract_video(path, folder, encoder, grid=CHARADES_CLIP_GRID, vid=None, over
     write_feature_meta(folder, meta)
     return save_features(folder, vid, x)
 
-# %% ../nbs/30_extract.ipynb 37
+# %% ../nbs/30_extract.ipynb 38
 def find_videos(paths):
     "Video files among `paths` (files, or folders searched for VIDEO_EXTS), with unique stems."
     out = []

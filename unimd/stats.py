@@ -124,7 +124,9 @@ def format_stats(stats):
 def cli_stats(argv):
     "`unimd stats --dataset charades|anet|ego4d|all [--json] [--root DIR]`"
     p = argparse.ArgumentParser(prog='unimd stats', description="Reproduce the paper's dataset statistics from the annotations.")
-    p.add_argument('--dataset', choices=[*STATS, 'all'], default='all')
+    p.add_argument('--dataset', choices=[*STATS, 'all'], default='all',
+                   help='which paired datasets: charades (Charades / Charades-STA), anet (ActivityNet 1.3 / Captions), '
+                        'ego4d (MQ / NLQ), or all (default)')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
     p.add_argument('--root', default=None, help='dataset folder (default: $UNIMD_DATA, else ./data)')
     a = p.parse_args(argv)

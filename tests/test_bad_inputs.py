@@ -1,0 +1,130 @@
+"""Bad input at the command line: one line on stderr naming the file or value and the fix, exit code 2, no traceback,
+nothing half-written left behind. (Training and checkpoint cases: test_bad_inputs_training.py; evaluation cases:
+test_bad_inputs_evaluate.py; the app on a busy port: test_demo.py.)"""
+import json, os, signal, subprocess
+from pathlib import Path
+import numpy as np
+import pytest
+from unimd.cli import main
+from unimd.config import update_config
+from unimd.demo import demo_config
+from unimd.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get('UNIMD_DATA', ROOT.parent / 'shared' / 'data'))
+
+
+def fails(capsys, argv, *words):
+    "Run `unimd argv` here; assert exit 2 and one stderr line holding every word -> that line."
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'Traceback' not in err, err
+    for w in words: assert w in err, (w, err)
+    return err
+
+
+def files_in(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in Path(folder).rglob('*') if p.is_file()) if Path(folder).exists() else []
+
+
+@pytest.fixture(scope='module')
+def ckpt(tmp_path_factory):
+    "A checkpoint of a tiny synthetic model (one epoch)."
+    cfg = update_config(demo_config(quick=True), {'data': {'synthetic': dict(n_train=16, n_test=4, n_classes=4)},
+                                                  'train': dict(warmup_epochs=1, epochs=0)})
+    out = tmp_path_factory.mktemp('run')
+    train(cfg, out, progress=False)
+    return out / 'checkpoint.pt'
+
+
+# ---------------------------------------------------------------- every command
+
+def test_unknown_command(capsys):
+    fails(capsys, ['nope'], "'nope'", 'unimd --help')
+
+
+@pytest.mark.parametrize('value', ['0', '-1', 'two'])
+def test_threads_must_be_positive(capsys, value):
+    fails(capsys, ['stats', '--threads', value], value, '--threads 1')
+
+
+def test_output_cut_short_is_no_traceback(tmp_path):
+    "`unimd COMMAND | head`: the reader goes away before we write; we stop quietly, as `yes | head` does."
+    if not (DATA / 'charades').is_dir(): pytest.skip(f'needs the annotation files in {DATA} (data/README.md)')
+    p = subprocess.Popen(['unimd', 'stats', '--dataset', 'charades', '--json'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, 'UNIMD_DATA': str(DATA)})
+    p.stdout.close()                                   # nobody reads: the first write fails with EPIPE
+    err = p.stderr.read().decode(); p.wait(timeout=120)
+    assert p.returncode == 128 + signal.SIGPIPE and err == '', err
+
+
+# ---------------------------------------------------------------- stats
+
+def test_stats_without_annotations_names_the_file_and_readme(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv('UNIMD_DATA', str(tmp_path))
+    fails(capsys, ['stats', '--dataset', 'charades'], str(tmp_path / 'charades'), 'data/README.md')
+
+
+# ---------------------------------------------------------------- extract
+
+def test_extract_offline_without_weights_names_the_flag(capsys, tmp_path, monkeypatch):
+    (tmp_path / 'v.mp4').write_bytes(b'')
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1'); monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf'))
+    monkeypatch.delenv('HF_HUB_CACHE', raising=False)
+    err = fails(capsys, ['extract', str(tmp_path / 'v.mp4'), '--out', str(tmp_path / 'f'), '--device', 'cpu'], 'HF_HUB_OFFLINE', '--pretrained')
+    assert 'get_text_encoder' not in err
+    assert files_in(tmp_path / 'f') == []
+
+
+def test_extract_non_video_leaves_nothing(capsys, tmp_path):
+    pytest.importorskip('av', reason='PyAV is not installed: pip install av')
+    (tmp_path / 'notes.mp4').write_text('not a video')
+    fails(capsys, ['extract', str(tmp_path / 'notes.mp4'), '--out', str(tmp_path / 'f'), '--pretrained', 'random', '--device', 'cpu'],
+          'notes.mp4', 'not a video')
+    assert files_in(tmp_path / 'f') == []
+
+
+def test_extract_missing_video(capsys, tmp_path):
+    fails(capsys, ['extract', str(tmp_path / 'nope.mp4'), '--out', str(tmp_path / 'f')], 'nope.mp4', 'not found')
+
+
+# ---------------------------------------------------------------- predict and app
+
+def test_predict_missing_checkpoint(capsys, tmp_path):
+    fails(capsys, ['predict', str(tmp_path / 'none.pt'), str(tmp_path / 'x.npy'), '-q', 'a'], 'none.pt', 'unimd train')
+
+
+def test_app_missing_checkpoint(capsys, tmp_path):
+    fails(capsys, ['app', '--checkpoint', str(tmp_path / 'none.pt')], 'none.pt', 'unimd train')
+
+
+@pytest.mark.parametrize('bad, words', [
+    (np.full((40, 128), np.nan, np.float32), ('NaN', 're-extract')),
+    (np.zeros((40, 7), np.float32), ('7-d', '128-d')),
+])
+def test_predict_bad_feature_file(capsys, tmp_path, ckpt, bad, words):
+    np.save(tmp_path / 'v.npy', bad)
+    fails(capsys, ['predict', str(ckpt), str(tmp_path / 'v.npy'), '-q', 'a person sits'], 'v', *words)
+
+
+def test_predict_missing_feature_file(capsys, tmp_path, ckpt):
+    fails(capsys, ['predict', str(ckpt), str(tmp_path / 'gone.npy'), '-q', 'a person sits'], 'gone.npy')
+
+
+# ---------------------------------------------------------------- demo
+
+def test_demo_out_is_a_file(capsys, tmp_path):
+    (tmp_path / 'results.txt').write_text('mine')
+    fails(capsys, ['demo', '--out', str(tmp_path / 'results.txt')], 'results.txt', 'folder')
+    assert (tmp_path / 'results.txt').read_text() == 'mine'
+
+
+# ---------------------------------------------------------------- evaluate (files that cannot be read)
+
+def test_evaluate_missing_and_malformed_files(capsys, tmp_path):
+    (tmp_path / 'gt.json').write_text('{"database": {')
+    fails(capsys, ['evaluate', 'tad', '--benchmark', 'activitynet', '--gt', str(tmp_path / 'nope.json'), '--pred', str(tmp_path / 'gt.json')],
+          'nope.json')
+    fails(capsys, ['evaluate', 'tad', '--benchmark', 'activitynet', '--gt', str(tmp_path / 'gt.json'), '--pred', str(tmp_path / 'gt.json')],
+          'gt.json', 'JSON')
