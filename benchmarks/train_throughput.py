@@ -10,8 +10,45 @@ import argparse, dataclasses, json, platform, tempfile, time
 import torch
 from unimd.features import save_features, load_features
 from unimd.sampler import make_sampler, video_tasks
-from unimd.train import (load_config, load_splits, FrozenText, get_encoder, split_texts, build_model, TrainSet,
-                         time_loader, time_steps, make_loader, make_optimizer, make_schedule, train_step, EMA)
+from unimd.config import load_config
+from unimd.splits import load_splits, split_texts, TrainSet
+from unimd.text import FrozenText, get_encoder
+from unimd.train import build_model, make_loader, make_optimizer, make_schedule, train_step, EMA
+from unimd.model import UniMD, random_batch
+
+def _sync(device):
+    if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
+
+def time_loader(ds, iterations, text, num_workers=0) -> tuple:
+    "(seconds, batches) to load and collate `iterations` with a DataLoader."
+    t = time.perf_counter()
+    batches = list(make_loader(ds, iterations, text, num_workers))
+    return time.perf_counter() - t, batches
+
+def time_steps(model, batches, tc, warmup=2) -> dict:
+    "Optimisation steps on ready batches: seconds per step, videos per second and peak device memory (GiB)."
+    dev = next(model.parameters()).device
+    opt, ema = make_optimizer(model, tc), EMA(model, tc.ema_decay)
+    sched = make_schedule(opt, tc, len(batches))
+    model.train()
+    batches = [b.to(dev) for b in batches]
+    for b in batches[:warmup]: train_step(model, b, opt, sched, ema, tc)
+    if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(dev)
+    _sync(dev); t = time.perf_counter()
+    for b in batches[warmup:]: train_step(model, b, opt, sched, ema, tc)
+    _sync(dev); dt = time.perf_counter() - t
+    n, videos = len(batches) - warmup, sum(len(b.vids) for b in batches[warmup:])
+    return {'step_s': dt / n, 'videos_per_s': videos / dt,
+            'peak_gib': torch.cuda.max_memory_allocated(dev) / 2 ** 30 if dev.type == 'cuda' else float('nan')}
+
+def gpu_ego4d(steps=22):
+    "The Ego4D configuration on a GPU (1024-d features, 1024 steps, 110 classes + 11 sentences, batch 2), bf16 on and off."
+    import dataclasses
+    cfg = load_config('ego4d')
+    model = UniMD(cfg.model).cuda()
+    batches = [random_batch(cfg.model, B=cfg.train.batch_size, T=cfg.model.max_seq_len, n_classes=110, n_sentences=11, seed=i)
+               for i in range(steps)]
+    return {f'amp={amp}': time_steps(model, batches, dataclasses.replace(cfg.train, amp=amp)) for amp in (False, True)}
 
 def cpu_name():
     "The CPU model from /proc/cpuinfo, else the platform's name."
@@ -26,7 +63,9 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--workers', type=int, default=0, help='DataLoader workers for the end-to-end loop')
     p.add_argument('--set', action='append', default=[])
+    p.add_argument('--gpu-ego4d', action='store_true', help='time the Ego4D configuration on the GPU instead')
     a = p.parse_args(argv)
+    if a.gpu_ego4d: print(json.dumps({'device': torch.cuda.get_device_name(), **gpu_ego4d()}, indent=1)); return
     torch.set_num_threads(a.threads)
     # the hashing encoder at MiniLM's width: same model, and no text model to load (embeddings are precomputed anyway)
     cfg = load_config(a.config, ['model.text_encoder=hash', f'train.batch_size={a.batch_size}'] + a.set)

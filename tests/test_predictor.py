@@ -217,3 +217,18 @@ def test_cli(trained, tmp_path, capsys):
     with pytest.raises(UniMDError, match='query #1'):
         cli_predict([str(ckpt), str(f), '-q', ' ', '--csv', str(tmp_path / 'p' / 'm.csv')])
     assert not (tmp_path / 'p').exists()
+
+
+def test_cli_default_queries_are_the_classes_ranked(trained, tmp_path, capsys):
+    "Without -q, every class the model knows is asked; each query's moments come best first (the old `unimd detect`)."
+    ckpt, world = trained
+    vid = next(v for v, x in world.videos.items() if x.subset == 'test' and x.has_tad)
+    f = save_features(tmp_path, vid, world.features(vid))
+    assert cli_predict([str(ckpt), str(f), '--top', '3', '--csv', str(tmp_path / 'm.csv')]) == 0
+    df = pd.read_csv(tmp_path / 'm.csv')
+    assert list(dict.fromkeys(df['query'])) == world.classes and set(df['task']) == {TAD}
+    for _, g in df.groupby('query'):
+        assert g['rank'].tolist() == list(range(1, len(g) + 1)) and g['score'].is_monotonic_decreasing and len(g) <= 3
+    for bad in ('0', '-1'):
+        with pytest.raises(UniMDError, match=f'--top-k {bad}: give how many moments'):
+            cli_predict([str(ckpt), str(f), '--top-k', bad])

@@ -10,7 +10,7 @@ from unimd.config import Config, DataConfig, load_config, update_config
 from unimd.checkpoint import load_checkpoint, save_checkpoint
 from unimd.splits import load_split, load_splits, TrainSet
 from unimd.train import (train, build_model, make_loader, make_optimizer, make_schedule, train_step, predict, score, EMA,
-                         lr_factor, cli_train, cli_detect)
+                         lr_factor, cli_train)
 
 torch.set_num_threads(1)
 
@@ -177,23 +177,6 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(UniMDError, match='No space left on device.*previous checkpoint is intact'):
         save_checkpoint({'config': {}, 'w': torch.ones(3)}, p)
     assert p.read_bytes() == good and os.listdir(tmp_path) == ['checkpoint.pt']
-
-# ---------------------------------------------------------------- detect
-
-def test_detect_prints_ranked_moments(run, tmp_path):
-    out, _ = run
-    cfg = tiny()
-    _, te = load_splits(cfg.data)
-    vid = next(v for v, x in te.videos.items() if x.has_mr)
-    np.save(tmp_path / f'{vid}.npy', te.features(vid))
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        assert cli_detect(['--checkpoint', str(out), '--features', str(tmp_path / f'{vid}.npy'),
-                           '--query', te.videos[vid].sentences[0].text, '--top', '3']) == 0
-    lines = buf.getvalue().splitlines()
-    assert lines[0].startswith('query: ') and len(lines) == 4
-    scores = [float(l.split('score')[1]) for l in lines[1:]]
-    assert scores == sorted(scores, reverse=True)
 
 def test_tasks_are_decoded_apart():
     "The per-video cap on detections must not let the class queries crowd out the sentences, or the reverse."

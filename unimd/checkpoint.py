@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_checkpoint.ipynb 2
 from __future__ import annotations
-import subprocess, sys
+import signal, subprocess, sys, threading
 from pathlib import Path
 import torch
 from .core import UniMDError
@@ -13,8 +13,8 @@ from .config import Config, update_config, config_dict, check_same_config
 from .model import UniMD
 
 # %% auto 0
-__all__ = ['code_version', 'unwrap', 'run_state', 'save_checkpoint', 'load_checkpoint', 'resume', 'checkpoint_config',
-           'weights_mismatch', 'load_trained']
+__all__ = ['code_version', 'unwrap', 'run_state', 'save_checkpoint', 'load_checkpoint', 'resume', 'StopOnInterrupt',
+           'checkpoint_config', 'weights_mismatch', 'load_trained']
 
 # %% ../nbs/18_checkpoint.ipynb 5
 def code_version() -> str:
@@ -96,6 +96,23 @@ def resume(path, cfg, model, ema):
     return ck
 
 # %% ../nbs/18_checkpoint.ipynb 22
+class StopOnInterrupt:
+    "A context in which Ctrl-C (SIGINT) sets `asked` instead of raising; a second Ctrl-C raises KeyboardInterrupt."
+    def __init__(self, enabled=True): self.enabled, self.asked, self.old = enabled, False, None
+
+    def __enter__(self):
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, self._ask)
+        return self
+
+    def _ask(self, signum, frame):
+        if self.asked: raise KeyboardInterrupt
+        self.asked = True
+
+    def __exit__(self, *exc):
+        if self.old is not None: signal.signal(signal.SIGINT, self.old)
+
+# %% ../nbs/18_checkpoint.ipynb 25
 def checkpoint_config(ck: dict, path='checkpoint') -> Config:
     "The training Config stored in a checkpoint."
     return update_config(Config(), ck['config'], f'{path} (its stored config)')
@@ -104,7 +121,7 @@ def _size_keys(mc, size: int) -> list:
     "The model config keys whose value is `size` (the suspects when a tensor has the wrong size)."
     return [f'model.{k}' for k, v in vars(mc).items() if type(v) is int and v == size]
 
-# %% ../nbs/18_checkpoint.ipynb 24
+# %% ../nbs/18_checkpoint.ipynb 27
 def weights_mismatch(model, state: dict) -> str | None:
     "None if `state` fits `model`; else which tensor does not fit, and the config keys that size it."
     want = model.state_dict()
@@ -120,7 +137,7 @@ def weights_mismatch(model, state: dict) -> str | None:
                     + (f" (set by {' or '.join(keys)}, which is {w.shape[axis]})" if keys else ''))
     return None
 
-# %% ../nbs/18_checkpoint.ipynb 26
+# %% ../nbs/18_checkpoint.ipynb 29
 def load_trained(path, weights='ema', device='cpu'):
     "(UniMD in eval mode, its Config, its TAD class names) from a checkpoint written by `unimd train` (or its run folder)."
     path = Path(path)

@@ -145,7 +145,17 @@ def _features_of(self, source, vid=None):
             raise UniMDError(f"{p.parent}/features.json says these features are on {g}, but {self.source} was trained "
                              f"on {self.grid}: extract the features on the checkpoint's grid")
         return load_features(p, vid or p.stem), None, vid or p.stem
+    _check_video(p)                                              # before any talk of feature widths
     return (*self._extract(p), vid or p.stem)
+
+def _check_video(path):
+    "A file that is not features must open as a video; if not, one line saying what to give instead."
+    from unimd.extract import VideoReader, VIDEO_EXTS
+    try: VideoReader(path).close()
+    except UniMDError:
+        if path.suffix.lower() in VIDEO_EXTS: raise                 # a damaged video: FFmpeg's reason and the fix
+        raise UniMDError(f"{path} is neither a feature file ({', '.join(FEATURE_EXTS)}) nor a video: "
+                         "give a video file or its features") from None
 
 def _extract(self, path):
     "(CLIP image features, duration) of a video file on the checkpoint's grid (the extractor is built on first use)."
@@ -273,8 +283,8 @@ def predict_parser():
     ap = argparse.ArgumentParser(prog='unimd predict', description='detect moments for text queries in one video with a trained checkpoint')
     ap.add_argument('checkpoint', help='checkpoint.pt written by `unimd train`, a pretrained folder or a hub id (owner/name)')
     ap.add_argument('input', help='a video file, or its features (.npy/.pt/.h5 [T, D])')
-    ap.add_argument('-q', '--query', action='append', required=True, help='a class name or a sentence (repeat for more)')
-    ap.add_argument('--top-k', type=int, default=5, help='moments to print per query, best first (default 5)')
+    ap.add_argument('-q', '--query', action='append', help='a class name or a sentence (repeat for more; default: every class)')
+    ap.add_argument('--top-k', '--top', type=int, default=5, dest='top_k', help='moments to print per query, best first (default 5)')
     ap.add_argument('--min-score', type=float, default=0.0)
     ap.add_argument('--window', type=int, default=None, help='sliding-window length in feature steps (default 4 x max_seq_len)')
     ap.add_argument('--overlap', type=int, default=None, help='window overlap in steps (default window / 4)')
@@ -286,10 +296,13 @@ def predict_parser():
     return ap
 
 def cli_predict(argv) -> int:
-    "`unimd predict CHECKPOINT INPUT -q QUERY ...`: print (and save) the ranked moments of each query."
+    "`unimd predict CHECKPOINT INPUT [-q QUERY ...]`: print (and save) the ranked moments of each query (default: each class)."
     a = predict_parser().parse_args(argv)
+    if a.top_k < 1: raise UniMDError(f"--top-k {a.top_k}: give how many moments to show per query (1 or more)")
     p = Predictor.load(a.checkpoint, device=a.device, window=a.window, overlap=a.overlap, ignore_spec=a.ignore_feature_spec)
-    df = p.encode(a.input, duration=a.duration).detect(a.query, top_k=a.top_k, min_score=a.min_score)
+    queries = a.query or p.classes
+    if not queries: raise UniMDError(f"{a.checkpoint} knows no TAD classes: give the sentences to find with -q")
+    df = p.encode(a.input, duration=a.duration).detect(queries, top_k=a.top_k, min_score=a.min_score)
     print(df.to_string(index=False, float_format=lambda x: f'{x:.2f}'))
     if a.csv:
         with atomic_file(a.csv) as f: f.write(df.to_csv(index=False).encode())
