@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 NBS = Path(__file__).resolve().parent.parent / 'nbs'
-DONE = ['00_core', '01_data', '02_synthetic', '12_heads', '13_assign']
+DONE = ['00_core', '01_data', '02_synthetic', '12_heads', '13_assign', '10_text', '17_config', '18_checkpoint', '19_splits',
+        '21_train', '31_predictor', '43_check_features']
 CHECK_CALLS = {'test', 'test_eq', 'test_ne', 'test_close', 'test_fail', 'test_is', 'test_warns', 'test_stdout',
                'test_eq_type', 'test_shuffled', 'test_fig_exists'}
 

@@ -68,7 +68,7 @@ class FeatureReport:
 
 def _first(xs, n=5): return ', '.join(map(str, xs[:n])) + (f' ... (+{len(xs) - n} more)' if len(xs) > n else '')
 
-# %% ../nbs/43_check_features.ipynb 13
+# %% ../nbs/43_check_features.ipynb 14
 def _check_ids(rep, videos, have) -> list:
     "Missing files are errors (with a renaming hint); returns the vids that have a file."
     missing = sorted(v for v in videos if v not in have)
@@ -114,7 +114,7 @@ def _check_grid(rep, videos, grid, tolerance):
                       f"({s / grid.fps:.3f} s per step instead of {grid.dt:.3f} s){fixed}; fix data.fps / data.feat_stride / "
                       f"data.frames_per_clip, or use the features the config was written for")
 
-# %% ../nbs/43_check_features.ipynb 14
+# %% ../nbs/43_check_features.ipynb 16
 def check_feature_folder(folder, videos: dict, grid: FeatureGrid, feat_dim: int | None = None, tolerance=0.1,
                          sample: int | None = None, seed=0, progress=False) -> FeatureReport:
     "Check `folder` against annotated `videos` (vid -> Video) on `grid`: ids, finite [T, feat_dim] arrays, T vs duration."
@@ -128,7 +128,7 @@ def check_feature_folder(folder, videos: dict, grid: FeatureGrid, feat_dim: int 
     _check_grid(rep, videos, grid, tolerance)
     return rep
 
-# %% ../nbs/43_check_features.ipynb 24
+# %% ../nbs/43_check_features.ipynb 26
 def check_parser():
     p = argparse.ArgumentParser(prog='unimd check', description="Check a feature folder against a config's annotations before "
                                 'training: a file for every video, finite [T, D] arrays of the model width, T matching the grid.')

