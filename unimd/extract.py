@@ -289,7 +289,10 @@ def cli_extract(argv, encoder=None) -> int:
     a = extract_parser().parse_args(argv)
     videos = find_videos(a.videos)
     grid = FeatureGrid(a.fps, a.stride, a.frames_per_clip)
-    enc = encoder or ClipImageEncoder(a.model, None if a.pretrained == 'random' else a.pretrained, a.device, a.batch_size)
+    if encoder is None and a.pretrained == 'random':             # seeded: 'random' is one extractor in every process
+        from unimd.pretrained import random_clip
+        encoder = random_clip(a.model, a.device or 'cpu')
+    enc = encoder or ClipImageEncoder(a.model, a.pretrained, a.device, a.batch_size)
     failed = []
     for v in videos:
         try:

@@ -44,7 +44,10 @@ def real_videos(dc, split):
     if dc.dataset == 'anet':
         s, c = ('train', 'train') if split == 'train' else ('val', 'val_1')
         return D.merge_videos(D.read_anet(s), D.read_anet_captions(c)), D.anet_classes()
-    raise UniMDError(f"data.dataset must be one of synthetic, charades, ego4d, anet; got {dc.dataset!r}")
+    if dc.dataset == 'custom':                    # your own videos: the folder `unimd dataset` wrote
+        from unimd.dataset import read_custom
+        return read_custom(dc.annotations, split)
+    raise UniMDError(f"data.dataset must be one of synthetic, charades, ego4d, anet, custom; got {dc.dataset!r}")
 
 # %% ../nbs/19_splits.ipynb 11
 def missing_features(folder, vids) -> list:
