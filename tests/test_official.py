@@ -15,9 +15,11 @@ SMALL_SETS = ['model.feat_dim=64', 'model.max_seq_len=256', 'data.num_classes=20
 CKPT = FIX / 'ego4d_small' / 'checkpoint.pth.tar'
 
 
-@pytest.fixture(scope='module')
-def small():
-    return off.load_official(CKPT, 'ego4d', SMALL_SETS)
+@pytest.fixture(scope='module', params=['ours', 'official_yaml'])
+def small(request):
+    "The fixture checkpoint, loaded with our Ego4D config (+ --set) and with the official config file as it is."
+    if request.param == 'ours': return off.load_official(CKPT, 'ego4d', SMALL_SETS)
+    return off.load_official(CKPT, FIX / 'ego4d_small' / 'official_config.yaml')
 
 
 @pytest.fixture(scope='module')
@@ -120,10 +122,29 @@ def test_bad_checkpoints_one_line_errors(tmp_path):
 
 
 def test_structural_mismatch_names_tensor_and_key():
-    with pytest.raises(UniMDError) as e: off.load_official(CKPT, 'ego4d', SMALL_SETS + ['model.fpn_layers=2'])
-    assert 'neck.bifpn_list.2' in str(e.value) and 'model.fpn_layers' in str(e.value)
-    with pytest.raises(UniMDError) as e: off.load_official(CKPT, 'ego4d', SMALL_SETS + ['model.head_kernel=5'])
+    sd = off.read_official(CKPT)
+    model = off.load_official(CKPT, 'ego4d', SMALL_SETS)
+    bad = dict(sd, **{'cls_head.head.0.conv.weight': sd['cls_head.head.0.conv.weight'][..., :1]})
+    with pytest.raises(UniMDError) as e: off.map_official(bad, model, 'x.pth')
     assert 'cls_head.head.0.conv.weight' in str(e.value) and 'model.head_kernel' in str(e.value)
+    with pytest.raises(UniMDError) as e: off.map_official({**sd, 'neck.bifpn_list.3.p3_w1_att': sd['neck.bifpn_list.0.p3_w1_att']}, model)
+    assert 'neck.bifpn_list.3.p3_w1_att' in str(e.value) and 'model.fpn_layers' in str(e.value)
+    with pytest.raises(UniMDError) as e: off.map_official({k: v for k, v in sd.items() if 'reg_head.scale.5' not in k}, model)
+    assert 'reg_head.scales.5.scale' in str(e.value) and 'model.convnext_depths' in str(e.value)
+
+
+def test_layers_read_from_shapes_generalise():
+    "A different official architecture (4 stages, 2 BiFPN layers, kernel 5, 1-layer heads) loads: nothing tuned to Ego4D."
+    small = ModelConfig(feat_dim=12, channels=8, head_dim=512, reg_mlp_hidden=16, convnext_depths=(1, 2, 1, 1), fpn_layers=2,
+                        fpn_kernel=5, head_convs=1, n_stem=1, max_seq_len=64, compat='official',
+                        regression_ranges=((0, 4), (4, 8), (8, 16), (16, 32), (32, 10000)))
+    ref = UniMD(small)
+    sd = {off.official_name(k): v for k, v in ref.state_dict().items() if k != 'criterion.normalizer'}   # official names
+    w = off.official_widths(sd)
+    assert (w['convnext_depths'], w['fpn_layers'], w['fpn_kernel'], w['head_convs'], w['n_stem']) == ((1, 2, 1, 1), 2, 5, 1, 1)
+    model = UniMD(dataclasses.replace(small, **w))
+    model.load_state_dict(off.map_official(sd, model))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
 
 
 def test_unused_tensors_named():

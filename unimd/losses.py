@@ -51,10 +51,11 @@ def smooth_targets(cls_targets, onehot, eps: float, n_classes: int = 0):
 class UniMDLoss(nn.Module):
     "Eq. 10 for both tasks: focal + DIoU per task, each over its own moving positive count, then the lambda-weighted sum."
     def __init__(self, alpha=0.25, gamma=2.0, label_smoothing=0.0, lambda_tad=3.0, lambda_mr=1.0,
-                 ema_init=100, ema_momentum=0.9, shared_norm=False, smoothing_classes=0):
+                 ema_init=100, ema_momentum=0.9, shared_norm=False, smoothing_classes=None):
         super().__init__()
         self.alpha, self.gamma, self.label_smoothing, self.ema_momentum = alpha, gamma, label_smoothing, ema_momentum
-        self.shared_norm, self.smoothing_classes = shared_norm, smoothing_classes   # the official rules (compat mode)
+        self.shared_norm, self.smoothing_classes = shared_norm, smoothing_classes   # the official rules (compat mode):
+        # smoothing_classes None: per task (ours); C > 0: eps / (C + 1); 0: C = the batch's TAD class count
         self.register_buffer('lambdas', torch.tensor([float(lambda_tad), float(lambda_mr)]), persistent=False)
         self.register_buffer('normalizer', torch.full((2,), float(ema_init)))   # [2] moving positives: TAD, MR
 
@@ -77,7 +78,8 @@ class UniMDLoss(nn.Module):
         npos = (pos.sum(1)[..., None] * onehot).sum((0, 1))                  # [2] positives per task
         norm = self.update_normalizer(npos.float(), onehot.any(1).any(0))  # [2] a copy: later steps update in place
 
-        targets = smooth_targets(cls_targets.float(), onehot, self.label_smoothing, self.smoothing_classes)
+        n_cls = int(onehot[..., 0].sum(1).max()) if self.smoothing_classes == 0 else self.smoothing_classes
+        targets = smooth_targets(cls_targets.float(), onehot, self.label_smoothing, n_cls or 0)
         focal = sigmoid_focal_loss(cls_logits.float(), targets, self.alpha, self.gamma) * valid   # [B, P, Q]
         cls = (focal.sum(1)[..., None] * onehot).sum((0, 1)) / norm          # [2]
 

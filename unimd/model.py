@@ -67,10 +67,11 @@ class ModelConfig:
     max_seg: int = 2000
     voting_thresh: float = 0.95
     duration_thresh: float = 0.05        # drop decoded moments no longer than this (feature steps); ANet officially 0.1
+    min_score: float = 0.001             # Soft-NMS drops candidates whose decayed score falls below this
     # the official code, bit for bit (23_official): 'unimd' (ours) or 'official'
     compat: str = 'unimd'                # official: its padding, BatchNorm laterals, fusions, targets, loss and decoding
     head_dim: int = 0                    # width of the head convs (0: = channels; the official code's head_dim)
-    num_classes: int = 0                 # official label-smoothing denominator, TAD classes + 1 (0: each video's class count)
+    num_classes: int = 0                 # official label-smoothing denominator: TAD classes + 1 (0: the batch's class count)
 
     def __post_init__(self):
         if self.compat not in ('unimd', 'official'):
@@ -165,7 +166,7 @@ class UniMD(nn.Module):
                                 width=width, official=off)
         self.criterion = UniMDLoss(cfg.focal_alpha, cfg.focal_gamma, cfg.label_smoothing, cfg.lambda_tad, cfg.lambda_mr,
                                    cfg.loss_norm_init, cfg.loss_norm_momentum, shared_norm=off,
-                                   smoothing_classes=cfg.num_classes if off else 0)
+                                   smoothing_classes=cfg.num_classes if off else None)
 
     def forward(self, batch: Batch) -> Outputs:
         check_batch(batch, self.cfg)
@@ -188,7 +189,7 @@ class UniMD(nn.Module):
         from unimd.decode import decode, decode_official
         c, res = self.cfg, [{} for _ in batch.vids]
         kw = dict(score_thresh=c.score_thresh, pre_nms_topk=c.pre_nms_topk, sigma=c.nms_sigma, max_seg=c.max_seg,
-                  duration_thresh=c.duration_thresh)
+                  duration_thresh=c.duration_thresh, min_score=c.min_score)
         if c.compat != 'official': kw['voting_thresh'] = c.voting_thresh
         for k in (0, 1):  # TAD, then MR: each task gets its own per-video cap, or 110-200 class names crowd out the sentences
             qmask = batch.qmask & (batch.qtask == k)                                    # [B, Q]

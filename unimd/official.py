@@ -9,17 +9,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+import yaml
 import unimd
 from .core import Batch, UniMDError
 from .model import UniMD, ModelConfig
-from .config import Config, load_config, config_dict
+from .config import Config, load_config, config_dict, update_config, parse_sets
 
 # %% auto 0
-__all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_RESULTS', 'official_fixtures', 'our_name', 'unused_official',
-           'official_widths', 'config_key', 'map_official', 'read_official', 'official_config', 'load_official',
-           'fixture_batch', 'level_errors', 'detection_errors', 'train_losses', 'output_change', 'set_attr',
-           'official_features', 'official_concat', 'released_class_queries', 'ego4d_query_key', 'ReleasedText',
-           'import_official', 'cli_import_official', 'official_predict']
+__all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_RESULTS', 'official_fixtures', 'our_name',
+           'official_name', 'unused_official', 'official_widths', 'config_key', 'map_official', 'read_official',
+           'is_official_yaml', 'official_yaml_config', 'official_config', 'load_official', 'fixture_batch',
+           'level_errors', 'detection_errors', 'train_losses', 'output_change', 'set_attr', 'official_features',
+           'official_concat', 'released_class_queries', 'ego4d_query_key', 'ReleasedText', 'import_official',
+           'cli_import_official', 'official_predict']
 
 # %% ../nbs/23_official.ipynb 5
 def official_fixtures() -> Path:
@@ -54,6 +56,27 @@ def our_name(key: str) -> str:
     return k
 
 # %% ../nbs/23_official.ipynb 11
+_TO_BIFPN = [(r'td_fuse\.(\d+)\.a$', lambda l: f'p{l + 3}_w1_att'), (r'bu_fuse\.(\d+)\.a$', lambda l: f'p{l + 4}_w2_att'),
+             (r'td_block\.(\d+)\.', lambda l: f'conv{l + 3}_up.'), (r'bu_block\.(\d+)\.', lambda l: f'conv{l + 4}_down.'),
+             (r'lat2\.(\d+)\.conv\.conv\.', lambda l: f'ft_modules.p{l + 4}_down_channel_2.conv.'),
+             (r'lat\.(\d+)\.conv\.conv\.', lambda l: f'ft_modules.p{l + 3}_down_channel.conv.'),
+             (r'lat2\.(\d+)\.norm\.', lambda l: f'ft_bns.p{l + 4}_down_channel_2.'), (r'lat\.(\d+)\.norm\.', lambda l: f'ft_bns.p{l + 3}_down_channel.')]
+_TO_PLAIN = [(r'^vision\.', 'backbone.'), (r'down\.(\d+)\.norm\.', r'downsample_layers.\1.0.'), (r'down\.(\d+)\.conv\.conv\.', r'downsample_layers.\1.1.conv.'),
+             (r'^(cls|reg)_head\.convs\.', r'\1_head.head.'), (r'^(cls|reg)_head\.norms\.', r'\1_head.norm.'), (r'^cls_head\.scale$', 'cls_head.cls_fn.weight'),
+             (r'^cls_head\.bias$', 'cls_head.cls_fn.bias'), (r'^reg_head\.scales\.', 'reg_head.scale.'), (r'^reg_head\.kernels\.fcs\.', 'reg_head.query_fcs.'),
+             (r'^reg_head\.kernels\.norms\.', 'reg_head.query_norm.')]
+
+def official_name(name: str) -> str:
+    "The official state-dict name (without `module.`) of a unimd tensor name."
+    k = re.sub(r'\.pw([12])\.', r'.pwconv\1.', name)
+    if m := re.match(r'vision\.fpn\.(\d+)\.(.*)', k):
+        layer, rest = m.groups()
+        for pat, f in _TO_BIFPN:
+            if g := re.match(pat, rest): return f'neck.bifpn_list.{layer}.{f(int(g[1]))}{rest[g.end():]}'
+    for pat, rep in _TO_PLAIN: k = re.sub(pat, rep, k)
+    return k
+
+# %% ../nbs/23_official.ipynb 14
 def _count(sd, pattern) -> int:
     "How many distinct indices `pattern` (one group) takes in the keys of `sd`."
     return len({m[1] for k in sd if (m := re.match(pattern, k))})
@@ -64,24 +87,32 @@ def unused_official(sd: dict) -> list:
     return [k for k in sd if k.endswith('num_batches_tracked') or k.startswith(f'cls_head.norm.{last_conv}.')
             or k.startswith(f'reg_head.query_norm.{last_fc}.')]
 
-# %% ../nbs/23_official.ipynb 14
+# %% ../nbs/23_official.ipynb 17
 def _shape(sd, key, axis, what):
     if key not in sd: raise UniMDError(f"the checkpoint has no tensor {key} ({what}): it is not an official UniMD checkpoint")
     return int(sd[key].shape[axis])
 
 def official_widths(sd: dict) -> dict:
-    "ModelConfig values an official state dict fixes: widths, pyramid depth, layer counts (read from tensor shapes)."
-    n_fc = _count(sd, r'reg_head\.query_fcs\.(\d+)\.')
+    "ModelConfig values an official state dict fixes: widths, layer counts and kernels (read from tensor shapes)."
+    n_fc, n_stem = _count(sd, r'reg_head\.query_fcs\.(\d+)\.'), _count(sd, r'backbone\.stem\.(\d+)\.')
+    stages = _count(sd, r'backbone\.stages\.(\d+)\.')
     w = dict(feat_dim=_shape(sd, 'backbone.embd.0.conv.weight', 1, 'the embedding conv'),
              channels=_shape(sd, 'backbone.embd.0.conv.weight', 0, 'the embedding conv'),
+             embd_kernel=_shape(sd, 'backbone.embd.0.conv.weight', 2, 'the embedding conv'),
+             n_embd_convs=_count(sd, r'backbone\.embd\.(\d+)\.'), n_stem=n_stem,
+             convnext_depths=tuple(_count(sd, rf'backbone\.stages\.{i}\.(\d+)\.') for i in range(stages)),
+             block_kernel=_shape(sd, 'backbone.stem.0.dwconv.conv.weight' if n_stem else 'backbone.stages.0.0.dwconv.conv.weight', 2,
+                                 'the backbone blocks'),
+             fpn_layers=_count(sd, r'neck\.bifpn_list\.(\d+)\.'),
+             fpn_kernel=_shape(sd, 'neck.bifpn_list.0.conv3_up.dwconv.conv.weight', 2, 'the BiFPN blocks'),
              head_dim=_shape(sd, 'cls_head.head.0.conv.weight', 0, 'the classification head'),
-             text_dim=_shape(sd, 'reg_head.query_fcs.0.1.weight', 1, 'the query MLP'),
-             convnext_depths=tuple(_count(sd, rf'backbone\.stages\.{i}\.(\d+)\.') for i in range(_count(sd, r'backbone\.stages\.(\d+)\.'))),
-             reg_mlp_layers=n_fc)
+             head_kernel=_shape(sd, 'cls_head.head.0.conv.weight', 2, 'the classification head'),
+             head_convs=_count(sd, r'cls_head\.head\.(\d+)\.'),
+             text_dim=_shape(sd, 'reg_head.query_fcs.0.1.weight', 1, 'the query MLP'), reg_mlp_layers=n_fc)
     if n_fc > 1: w['reg_mlp_hidden'] = _shape(sd, 'reg_head.query_fcs.0.1.weight', 0, 'the query MLP')
     return w
 
-# %% ../nbs/23_official.ipynb 17
+# %% ../nbs/23_official.ipynb 20
 CONFIG_KEYS = [(r'vision\.fpn\.\d+\.(td|bu)_fuse', 'model.compat'), (r'vision\.fpn', 'model.fpn_layers / model.fpn_kernel'),
                (r'vision\.(stages|down)', 'model.convnext_depths / model.block_kernel'), (r'vision\.stem', 'model.n_stem / model.block_kernel'),
                (r'vision\.embd', 'model.n_embd_convs / model.embd_kernel'), (r'(cls|reg)_head\.(convs|norms)', 'model.head_convs / model.head_kernel'),
@@ -110,7 +141,7 @@ def map_official(sd: dict, model: UniMD, source='checkpoint') -> dict:
                                  f"({len(missing)} missing): check {config_key(missing[0], False)}")
     return {**out, **{k: want[k] for k in ours}}
 
-# %% ../nbs/23_official.ipynb 22
+# %% ../nbs/23_official.ipynb 25
 OFFICIAL_FIX = "give a .pth.tar released by github yingsen1/UniMD (or saved by its train_sync.py)"
 
 def read_official(path) -> dict:
@@ -134,15 +165,51 @@ def read_official(path) -> dict:
         raise UniMDError(f"{path} has no state_dict_ema or state_dict (it holds {keys}): {OFFICIAL_FIX}")
     return {k.removeprefix('module.'): v for k, v in sd.items()}
 
-# %% ../nbs/23_official.ipynb 25
+# %% ../nbs/23_official.ipynb 29
+OFFICIAL_DATASETS = {'ego4d_tad_mr': ('ego4d', 'ego4d'), 'charades_clip': ('charades', 'charades'),
+                     'charades': ('charades_i3d', 'charades'), 'anet_tad_mr': ('anet', 'anet')}   # name -> (our config, section)
+
+def is_official_yaml(config) -> bool:
+    "Whether `config` is the path of an official UniMD config (a YAML with model_name and dataset_name)."
+    p = Path(str(config))
+    if p.suffix not in ('.yaml', '.yml') or not p.is_file(): return False
+    try: d = yaml.safe_load(p.read_text())
+    except yaml.YAMLError: return False
+    return isinstance(d, dict) and 'model_name' in d and 'dataset_name' in d
+
+def official_yaml_config(path, sets=()) -> Config:
+    "Our Config for an official config file: our config of its dataset with its model, loss and test-time values."
+    d = yaml.safe_load(Path(path).read_text())
+    if d['dataset_name'] not in OFFICIAL_DATASETS:
+        raise UniMDError(f"{path}: dataset_name {d['dataset_name']!r} is none of {list(OFFICIAL_DATASETS)}")
+    ours, section = OFFICIAL_DATASETS[d['dataset_name']]
+    m, ds, grid = d.get('model', {}), d.get('dataset', {}), d.get(section, {})
+    tr, te = d.get('train_cfg') or m.get('train_cfg', {}), d.get('test_cfg') or m.get('test_cfg', {})
+    if float(tr.get('loss_weight', 1.0)) != 1.0 or te.get('nms_method', 'soft') != 'soft' or not te.get('multiclass_nms', True):
+        raise UniMDError(f"{path}: loss_weight {tr.get('loss_weight')}, nms_method {te.get('nms_method')!r}, multiclass_nms "
+                         f"{te.get('multiclass_nms')}: unimd reproduces loss_weight 1 and per-class Soft-NMS only")
+    model = dict(feat_dim=ds.get('input_dim', m.get('input_dim')), max_seq_len=ds.get('max_seq_len', m.get('max_seq_len')),
+                 regression_ranges=m.get('regression_range'),
+                 num_classes=ds.get('num_classes', m.get('num_classes')), center_radius=tr.get('center_sample_radius'),
+                 label_smoothing=tr.get('label_smoothing'), lambda_tad=tr.get('tad_loss_weight'), lambda_mr=tr.get('mr_loss_weight'),
+                 loss_norm_init=tr.get('init_loss_norm'), cls_prior=tr.get('cls_prior_prob'), score_thresh=te.get('pre_nms_thresh'),
+                 pre_nms_topk=te.get('pre_nms_topk'), nms_sigma=te.get('nms_sigma'), max_seg=te.get('max_seg_num'),
+                 min_score=te.get('min_score'), duration_thresh=te.get('duration_thresh'), voting_thresh=te.get('voting_thresh'))
+    data = dict(num_classes=ds.get('num_classes'), feat_stride=grid.get('feat_stride'), frames_per_clip=grid.get('num_frames'))
+    if isinstance(grid.get('default_fps'), (int, float)): data['fps'] = grid['default_fps']
+    drop_none = lambda x: {k: v for k, v in x.items() if v is not None}
+    cfg = update_config(load_config(ours), {'model': drop_none(model), 'data': drop_none(data)}, str(path))
+    return update_config(cfg, parse_sets(sets), '--set')
+
+# %% ../nbs/23_official.ipynb 31
 def official_config(sd: dict, config='ego4d', sets=(), source='checkpoint') -> Config:
     "The run Config of an official state dict: `config` (+ --set values), compat official, widths from the tensors."
-    cfg = load_config(config, sets)
+    cfg = official_yaml_config(config, sets) if is_official_yaml(config) else load_config(config, sets)
     w = official_widths(sd)
     if w['feat_dim'] != cfg.model.feat_dim:
         raise UniMDError(f"{source} takes {w['feat_dim']}-d features but config {config!r} has model.feat_dim {cfg.model.feat_dim}: "
                          f"it belongs to another config (use the one for {w['feat_dim']}-d features, or --set model.feat_dim={w['feat_dim']})")
-    try: mc = dataclasses.replace(cfg.model, compat='official', num_classes=cfg.data.num_classes, **w)
+    try: mc = dataclasses.replace(cfg.model, compat='official', **w)
     except UniMDError as e: raise UniMDError(f"{source} with config {config!r}: {e}") from None
     return dataclasses.replace(cfg, model=mc)
 
@@ -155,7 +222,7 @@ def load_official(checkpoint, config='ego4d', sets=(), device='cpu') -> UniMD:
     model.run_config = cfg                                                          # what import_official writes
     return model.to(device).eval()
 
-# %% ../nbs/23_official.ipynb 28
+# %% ../nbs/23_official.ipynb 34
 def fixture_batch(inputs: dict) -> Batch:
     "A Batch of the official fixture inputs (inputs.pt): class queries then sentences, ground truth per query."
     B, C, n = len(inputs['video_ids']), len(inputs['class_names']), inputs['mr_queries'].shape[1]
@@ -170,7 +237,7 @@ def fixture_batch(inputs: dict) -> Batch:
                  list(inputs['video_ids']), qids, f64([0.5 * m['feat_num_frames'] / m['fps'] for m in meta]),
                  f64([m['feat_stride'] / m['fps'] for m in meta]), f64([m['duration'] for m in meta]))
 
-# %% ../nbs/23_official.ipynb 31
+# %% ../nbs/23_official.ipynb 37
 def level_errors(out, expected_eval: dict, n_classes: int) -> dict:
     "Largest relative error of each head output against the official per-level outputs: {name: [per-level error]}."
     sizes = [t.shape[1] for t in expected_eval['tad_cls_logits']]
@@ -179,7 +246,7 @@ def level_errors(out, expected_eval: dict, n_classes: int) -> dict:
     rel = lambda a, b: ((a - b).abs().max() / b.abs().max().clamp(min=1e-30)).item()
     return {k: [rel(a, b) for a, b in zip(v.split(sizes, 1), expected_eval[k])] for k, v in ours.items()}
 
-# %% ../nbs/23_official.ipynb 35
+# %% ../nbs/23_official.ipynb 41
 def detection_errors(dets: list, batch: Batch, official: dict, n_classes: int) -> dict:
     "Against the official detections JSON: count mismatches and the largest boundary (s) and score differences."
     worst = dict(count_mismatches=0, n=0, boundary_s=0., score=0.)
@@ -196,7 +263,7 @@ def detection_errors(dets: list, batch: Batch, official: dict, n_classes: int) -
                 worst['score'] = max(worst['score'], np.abs(np.array([m.score for m in mine]) - scores[sel]).max())
     return worst
 
-# %% ../nbs/23_official.ipynb 38
+# %% ../nbs/23_official.ipynb 44
 def train_losses(model: UniMD, batch: Batch, bn_batch_stats=True) -> dict:
     "One train-mode forward of a copy of `model` (dropout and drop path off, fresh normaliser): its loss terms."
     import copy
@@ -208,7 +275,7 @@ def train_losses(model: UniMD, batch: Batch, bn_batch_stats=True) -> dict:
     m.criterion.normalizer.fill_(m.cfg.loss_norm_init)
     with torch.no_grad(): return m.loss(m(batch), batch)
 
-# %% ../nbs/23_official.ipynb 42
+# %% ../nbs/23_official.ipynb 48
 def output_change(model: UniMD, batch: Batch, change) -> tuple:
     "Largest relative change of the logits and distances at real steps, per video, when `change(copy)` alters a copy of `model`."
     import copy
@@ -226,7 +293,7 @@ def set_attr(kind, name, value):
             if isinstance(mod, kind): setattr(mod, name, value)
     return f
 
-# %% ../nbs/23_official.ipynb 51
+# %% ../nbs/23_official.ipynb 57
 def official_features(x) -> torch.Tensor:
     "Features [T, D] as the official loaders feed them: every time step L2-normalised."
     return torch.nn.functional.normalize(torch.as_tensor(x, dtype=torch.float32), dim=1)
@@ -236,7 +303,7 @@ def official_concat(i3d, clip) -> torch.Tensor:
     n = min(len(i3d), len(clip))
     return torch.cat([official_features(i3d)[:n], official_features(clip)[:n]], 1)
 
-# %% ../nbs/23_official.ipynb 56
+# %% ../nbs/23_official.ipynb 62
 def released_class_queries(path, layout='rows') -> torch.Tensor:
     "The official TAD classifier file as class queries [C, 512]: 'rows' (Ego4D), 'columns' (Charades [512, C]), 'average' (ANet)."
     if layout not in ('rows', 'columns', 'average'): raise UniMDError(f"layout {layout!r}: use 'rows', 'columns' or 'average'")
@@ -263,7 +330,7 @@ class ReleasedText:
         if miss: raise UniMDError(f"no released embedding for {miss[0]!r} ({len(miss)} texts missing): encode them with CLIP instead")
         return torch.stack([self.table.get(t, self.table.get(self.key(t))) for t in texts]) if texts else torch.zeros(0, 512)
 
-# %% ../nbs/23_official.ipynb 59
+# %% ../nbs/23_official.ipynb 65
 def import_official(checkpoint, config, out, sets=(), classes=()) -> Path:
     "Write official `checkpoint` as a unimd checkpoint at `out` (through the atomic writer); returns the path."
     from unimd.checkpoint import save_checkpoint, code_version
@@ -290,7 +357,7 @@ def cli_import_official(argv=None) -> int:
     print(f'wrote {path} (compat: official, {len(classes)} class names)')
     return 0
 
-# %% ../nbs/23_official.ipynb 63
+# %% ../nbs/23_official.ipynb 69
 OFFICIAL_RESULTS = {  # the official README: checkpoint -> (config, {metric: value})
     'ego4d_mq_individual.pth.tar': ('ego4d', {'tad_mAP': 22.61, 'tad_R1@0.5': 42.82}),
     'ego4d_nlq_individual.pth.tar': ('ego4d', {'mr_R1@0.3': 13.99, 'mr_R1@0.5': 9.34}),
