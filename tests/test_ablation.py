@@ -8,7 +8,7 @@ from unimd.core import UniMDError
 from unimd.config import update_config
 from unimd.ablation import (Run, slug, mode, run_config, total_steps, study_metrics, long_rows, paper_long, as_table, deltas,
                             save_results, load_results, run_study, synthetic_config, chance_rows, evaluate_checkpoint,
-                            COLUMNS, EGO4D_MIX, SAMPLING_RUNS)
+                            COLUMNS, EGO4D_MIX)
 
 
 def table():
@@ -55,7 +55,7 @@ def test_tiny_study_trains_reuses_and_refuses_another_config(tmp_path):
     torch.set_num_threads(1)
     base = update_config(synthetic_config('tiny', **EGO4D_MIX), {'data': {'synthetic': dict(n_train=24, n_test=8, n_classes=4)},
                                                                  'train': dict(epochs=1)})
-    runs = [SAMPLING_RUNS[0], SAMPLING_RUNS[3]]                       # dedicated TAD, TAD->MR (two phases, answers MR only)
+    runs = [Run('dedicated TAD', mode('tad')), Run('TAD->MR', mode('tad2mr'))]   # TAD->MR: two phases, answers MR only
     df = run_study(base, runs, tmp_path, 'ego4d', log=lambda s: None)
     assert set(df.query("run == 'dedicated TAD'").metric) == {'TAD mAP', 'TAD R1@50'}
     assert set(df.query("run == 'TAD->MR'").metric) == {'MR R1@30', 'MR R1@50'}

@@ -71,7 +71,6 @@ def test_counts_on_a_built_notebook(tmp_path):
 @pytest.mark.parametrize('name', DONE)
 def test_every_exported_cell_has_two_checks(name):
     cells = exported_cells(NBS / f'{name}.ipynb')
-    assert cells, f'{name} has no exported cells'
     weak = [i for i, (_, c) in enumerate(cells) if c < 2]
     assert not weak, f'{name}: exported cells {weak} (0-based among exported cells) have fewer than 2 checks after them'
 
