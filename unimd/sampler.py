@@ -10,7 +10,7 @@ from .core import TAD, MR, TASKS, UniMDError
 
 # %% auto 0
 __all__ = ['SAMPLERS', 'video_tasks', 'pool', 'only_task', 'keep_fraction', 'chunks', 'TaskSampler', 'RandomSampler',
-           'SyncSampler', 'task_counts', 'AlternatingSampler', 'make_sampler', 'plot_task_strips']
+           'task_counts', 'SyncSampler', 'AlternatingSampler', 'make_sampler', 'plot_task_strips']
 
 # %% ../nbs/20_sampler.ipynb 5
 def video_tasks(videos) -> dict:
@@ -43,6 +43,7 @@ def chunks(items, n):
     "Consecutive slices of length `n` (the last may be shorter)."
     return [items[i:i + n] for i in range(0, len(items), n)]
 
+# %% ../nbs/20_sampler.ipynb 14
 class TaskSampler:
     "Seeded epoch plan of iterations, each a list of (vid, tasks-to-use); subclasses define `plan(rng)`."
     def __init__(self, tasks, batch_size=2, seed=0, rank=0, world_size=1):
@@ -63,13 +64,18 @@ class TaskSampler:
     def __iter__(self): return iter(self.iterations())
     def __len__(self): return len(self.iterations())
 
-# %% ../nbs/20_sampler.ipynb 13
+# %% ../nbs/20_sampler.ipynb 17
 class RandomSampler(TaskSampler):
     "Random task sampling: shuffled videos, each with all the tasks it carries."
     def plan(self, rng):
         return [[(v, self.tasks[v]) for v in c] for c in chunks(self.perm(rng, sorted(self.tasks)), self.bs)]
 
-# %% ../nbs/20_sampler.ipynb 16
+# %% ../nbs/20_sampler.ipynb 20
+def task_counts(iterations) -> np.ndarray:
+    "How many videos each iteration uses for TAD and for MR -> [n_iterations, 2]."
+    return np.array([[sum(t in ts for _, ts in it) for t in TASKS] for it in iterations], dtype=int).reshape(-1, 2)
+
+# %% ../nbs/20_sampler.ipynb 23
 class SyncSampler(TaskSampler):
     "Synchronized task sampling: both-task videos first, then TAD-only + MR-only pairs, so each iteration has both tasks."
     def plan(self, rng):
@@ -85,12 +91,7 @@ class SyncSampler(TaskSampler):
         its += [[(v, (MR,)) for v in c] for c in chunks(m, self.bs)]
         return its
 
-# %% ../nbs/20_sampler.ipynb 17
-def task_counts(iterations) -> np.ndarray:
-    "How many videos each iteration uses for TAD and for MR -> [n_iterations, 2]."
-    return np.array([[sum(t in ts for _, ts in it) for t in TASKS] for it in iterations], dtype=int).reshape(-1, 2)
-
-# %% ../nbs/20_sampler.ipynb 20
+# %% ../nbs/20_sampler.ipynb 26
 class AlternatingSampler(TaskSampler):
     "Alternating task sampling: strictly alternating single-task iterations, the same number for each task."
     def stream(self, rng, vids, n):
@@ -105,7 +106,7 @@ class AlternatingSampler(TaskSampler):
         streams = [[[(v, (t,)) for v in c] for c in self.stream(rng, p, n)] if p else [] for t, p in zip(TASKS, pools)]
         return [it for pair in zip(*streams) for it in pair] if all(pools) else streams[0] + streams[1]
 
-# %% ../nbs/20_sampler.ipynb 23
+# %% ../nbs/20_sampler.ipynb 29
 SAMPLERS = {'sync': SyncSampler, 'alt': AlternatingSampler, 'random': RandomSampler}
 
 def make_sampler(name, tasks, batch_size=2, seed=0, rank=0, world_size=1) -> TaskSampler:
@@ -114,8 +115,8 @@ def make_sampler(name, tasks, batch_size=2, seed=0, rank=0, world_size=1) -> Tas
     if name not in SAMPLERS: raise UniMDError(f"unknown sampler {name!r}: use one of {sorted(SAMPLERS) + list(TASKS)}")
     return SAMPLERS[name](tasks, batch_size, seed, rank, world_size)
 
-# %% ../nbs/20_sampler.ipynb 26
-def plot_task_strips(samplers: dict, ax=None):
+# %% ../nbs/20_sampler.ipynb 32
+def plot_task_strips(samplers: dict, ax=None, title=None):
     "Strip plot of which task each iteration trains, one strip per named sampler."
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(len(samplers), 1, figsize=(9, 1.1 * len(samplers) + 0.4), squeeze=False)
@@ -129,4 +130,5 @@ def plot_task_strips(samplers: dict, ax=None):
         a.set_yticks([0, 1], ['TAD', 'MR']); a.set_ylabel(name, rotation=0, ha='right', va='center')
         a.set_xticks(range(n)); a.tick_params(axis='x', labelsize=6)
     axs[-1].set_xlabel('iteration in the epoch (colour: videos used for the task)')
+    if title: axs[0].set_title(title, fontsize=10)
     return axs
