@@ -50,9 +50,12 @@ def test_dataset_then_check_train_predict(feats):
     assert cli('check', '--config', d / 'ds' / 'config.yaml', '--no-progress')[0] == 0
     sets = ['model.text_encoder=hash', 'model.text_dim=32', 'model.channels=16', 'model.reg_mlp_hidden=16', 'model.fpn_layers=1',
             'train.batch_size=2', 'train.warmup_epochs=1', 'train.epochs=2', 'train.early_stop_epoch=0', 'train.lr=1e-3']
-    code, out, err = cli('train', '--config', d / 'ds' / 'config.yaml', '--out', d / 'run', '--no-progress', *sum([['--set', s] for s in sets], []))
+    sets_ = sum([['--set', s] for s in sets], [])
+    code, out, err = cli('train', '--config', d / 'ds' / 'config.yaml', '--out', d / 'bad', '--set', 'data.feat_stride=10', *sets_)
+    assert code == 2 and err.count('\n') == 1 and 'stride=5, but the config expects stride=10' in err and not (d / 'bad').exists()
+    code, out, err = cli('train', '--config', d / 'ds' / 'config.yaml', '--out', d / 'run', '--no-progress', *sets_)
     assert code == 0 and 'tad_mAP' in out and 'mr_R1@0.5' in out, err
-    assert cli('export-pretrained', d / 'run', d / 'pt')[0] == 0
+    assert cli('export-pretrained', d / 'run', d / 'pt')[0] == 0 and (d / 'run' / 'pretrained' / 'model.safetensors').is_file()
     test_vid = next(iter(read_custom(d / 'ds', 'test')[0]))
     code, out, err = cli('predict', d / 'pt', d / 'f' / f'{test_vid}.npy', '-q', 'wave', '-q', 'someone waves at the camera', '--top-k', '2')
     assert code == 0 and out.count('wave') == 4, err

@@ -57,6 +57,14 @@ def test_round_trip_gives_identical_predictions(run):
     assert pt.classes == world.classes
 
 
+def test_train_writes_the_pretrained_folder(run):
+    d, res, world, vids = run
+    written, exported = d / 'run' / 'pretrained', d / 'pt'
+    assert sorted(p.name for p in written.iterdir()) == [CARD_FILE, CONFIG_FILE, WEIGHTS_FILE]
+    assert (written / WEIGHTS_FILE).read_bytes() == (exported / WEIGHTS_FILE).read_bytes()
+    assert json.loads((written / CONFIG_FILE).read_text())['metrics'] == res['final']
+
+
 def test_folder_is_the_hub_layout_without_pickle(run):
     d, res, world, vids = run
     from safetensors import safe_open

@@ -331,7 +331,7 @@ def serve(app: DemoApp, host='127.0.0.1', port=8765, quiet=True):
 # %% ../nbs/32_app.ipynb 32
 def app_parser():
     ap = argparse.ArgumentParser(prog='unimd app', description='a local web page to run a checkpoint on your videos and queries')
-    ap.add_argument('--checkpoint', required=True, help='checkpoint.pt written by `unimd train`')
+    ap.add_argument('--checkpoint', required=True, help='checkpoint.pt written by `unimd train`, its pretrained/ folder, or a hub id')
     ap.add_argument('--data', default=None, help='folder of feature files and/or videos to offer in the page')
     ap.add_argument('--host', default='127.0.0.1', help='address to listen on (default: this machine only)')
     ap.add_argument('--port', type=int, default=8765)
@@ -342,7 +342,7 @@ def app_parser():
 
 def launch(checkpoint, data=None, host='127.0.0.1', port=8765, device=None, max_upload_mb=2048, quiet=True):
     "Load the checkpoint and start serving in a background thread; returns (server, url, app)."
-    app = DemoApp(Predictor.from_checkpoint(checkpoint, device=device), data, max_upload_mb=max_upload_mb)
+    app = DemoApp(Predictor.load(checkpoint, device=device), data, max_upload_mb=max_upload_mb)
     try: server, url = serve(app, host, port, quiet)
     except BaseException: shutil.rmtree(app.upload_dir, ignore_errors=True); raise   # a busy port leaves no upload folder
     return server, url, app

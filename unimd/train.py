@@ -208,6 +208,9 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
     from tqdm.auto import tqdm
     out, tc, env = Path(out), cfg.train, setup_env(cfg.train.seed)
     plan = phases(tc)
+    if cfg.data.features:                         # features extracted on another grid or width: refuse before any work
+        from unimd.pretrained import check_feature_spec, config_spec
+        check_feature_spec(config_spec(cfg), cfg.data.features, 'the config', cfg.data.ignore_feature_spec)
     tr, te = load_splits(cfg.data, world)
     text = FrozenText(get_encoder(cfg.model), split_texts(tr, te))
     model = build_model(cfg, tr, text).to(env.device)
@@ -259,6 +262,8 @@ def finish(cfg, out, history, env) -> dict:
     res = {'final': history[-1]['metrics'] if history else {}, 'history': history, 'config': config_dict(cfg), 'code': code_version()}
     if env.main:
         with atomic_file(Path(out) / 'metrics.json', 'w') as f: json.dump(res, f, indent=1)
+        from unimd.pretrained import save_pretrained, run_pretrained
+        save_pretrained(run_pretrained(out), Path(out) / 'pretrained')   # the model to share: weights, config, model card
     return res
 
 # %% ../nbs/21_train.ipynb 51
@@ -272,6 +277,7 @@ def train_parser():
     p.add_argument('--out', required=True, help='run folder: checkpoint.pt, log.csv, predictions, metrics.json')
     p.add_argument('--threads', type=int, help='torch CPU threads')
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--ignore-feature-spec', action='store_true', help="train although the feature folder's features.json disagrees with the config")
     return p
 
 def format_metrics(m: dict) -> str:
@@ -284,6 +290,7 @@ def cli_train(argv=None) -> int:
     a = train_parser().parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
     sets = a.set + [f'train.{k}={getattr(a, k)}' for k in ('mode', 'sampler') if getattr(a, k)]
+    sets += ['data.ignore_feature_spec=true'] if a.ignore_feature_spec else []
     cfg = load_config(a.config, sets)
     again = "run the same command to resume"
     try: res = train(cfg, a.out, progress=not a.no_progress)
