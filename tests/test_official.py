@@ -211,3 +211,24 @@ def test_import_official_cli_then_detect(tmp_path, capsys):
     assert main(['import-official', str(CKPT), '--config', 'ego4d', '--out', str(tmp_path / 'bad.pt')]) == 2
     err = capsys.readouterr().err
     assert 'Traceback' not in err and 'model.feat_dim' in err and err.count('\n') == 1 and not (tmp_path / 'bad.pt').exists()
+
+
+def test_finetune_from_an_imported_checkpoint(tmp_path):
+    "import-official writes a checkpoint and its config; unimd train --config that --set train.init=it starts from its weights."
+    from unimd.train import train
+    sets = ['model.text_encoder=hash', 'model.text_dim=512']
+    cfg = load_config('synthetic', sets)
+    torch.manual_seed(0)
+    ref = UniMD(dataclasses.replace(cfg.model, compat='official', head_dim=512))
+    for p in ref.parameters(): p.data.normal_()                               # far from any fresh init
+    sd = {'module.' + off.official_name(k): v for k, v in ref.state_dict().items() if k != 'criterion.normalizer'}
+    torch.save({'epoch': 1, 'state_dict_ema': sd}, tmp_path / 'syn.pth.tar')
+    off.import_official(tmp_path / 'syn.pth.tar', 'synthetic', tmp_path / 'syn.pt', sets)
+    run_cfg = load_config(str(tmp_path / 'syn.yaml'), [f'train.init={tmp_path / "syn.pt"}'])
+    assert run_cfg.model.compat == 'official' and run_cfg.model.head_dim == 512
+    train(run_cfg, tmp_path / 'run', progress=False, stop_after=1)
+    after = torch.load(tmp_path / 'run' / 'checkpoint.pt', weights_only=True)['model']
+    w = 'reg_head.kernels.fcs.0.1.weight'
+    assert (after[w] - ref.state_dict()[w]).abs().max() < 1e-2                  # one step away from the imported weights
+    bad = load_config('synthetic', sets + [f'train.init={tmp_path / "syn.pt"}'])    # our layout: no BatchNorm, 3-input fusions
+    with pytest.raises(UniMDError, match='train.init'): train(bad, tmp_path / 'run2', progress=False, stop_after=1)

@@ -38,6 +38,7 @@ class TrainConfig:
     ckpt_every: int = 1              # epochs between checkpoints (the last epoch always)
     amp: bool = True                 # bf16 autocast on CUDA (ignored on CPU)
     num_workers: int = 0             # DataLoader worker processes
+    init: str = ''                   # fine-tune: start from this unimd checkpoint's weights (e.g. `unimd import-official`)
 
     @property
     def stop_epoch(self): return self.early_stop_epoch or self.warmup_epochs + self.epochs

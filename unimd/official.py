@@ -293,7 +293,7 @@ def set_attr(kind, name, value):
             if isinstance(mod, kind): setattr(mod, name, value)
     return f
 
-# %% ../nbs/23_official.ipynb 57
+# %% ../nbs/23_official.ipynb 59
 def official_features(x) -> torch.Tensor:
     "Features [T, D] as the official loaders feed them: every time step L2-normalised."
     return torch.nn.functional.normalize(torch.as_tensor(x, dtype=torch.float32), dim=1)
@@ -303,7 +303,7 @@ def official_concat(i3d, clip) -> torch.Tensor:
     n = min(len(i3d), len(clip))
     return torch.cat([official_features(i3d)[:n], official_features(clip)[:n]], 1)
 
-# %% ../nbs/23_official.ipynb 62
+# %% ../nbs/23_official.ipynb 64
 def released_class_queries(path, layout='rows') -> torch.Tensor:
     "The official TAD classifier file as class queries [C, 512]: 'rows' (Ego4D), 'columns' (Charades [512, C]), 'average' (ANet)."
     if layout not in ('rows', 'columns', 'average'): raise UniMDError(f"layout {layout!r}: use 'rows', 'columns' or 'average'")
@@ -330,14 +330,17 @@ class ReleasedText:
         if miss: raise UniMDError(f"no released embedding for {miss[0]!r} ({len(miss)} texts missing): encode them with CLIP instead")
         return torch.stack([self.table.get(t, self.table.get(self.key(t))) for t in texts]) if texts else torch.zeros(0, 512)
 
-# %% ../nbs/23_official.ipynb 65
+# %% ../nbs/23_official.ipynb 67
 def import_official(checkpoint, config, out, sets=(), classes=()) -> Path:
-    "Write official `checkpoint` as a unimd checkpoint at `out` (through the atomic writer); returns the path."
+    "Write official `checkpoint` as a unimd checkpoint at `out`, and its config beside it (out.yaml); returns the path."
     from unimd.checkpoint import save_checkpoint, code_version
+    from unimd.data import atomic_file
     model = load_official(checkpoint, config, sets)
-    state = model.state_dict()
-    return save_checkpoint(dict(config=config_dict(model.run_config), code=code_version(), phase=0, step=0, history=[],
-                                model=state, ema=state, classes=list(classes), imported_from=str(checkpoint)), out)
+    state, cfg = model.state_dict(), config_dict(model.run_config)
+    path = save_checkpoint(dict(config=cfg, code=code_version(), phase=0, step=0, history=[], model=state, ema=state,
+                                classes=list(classes), imported_from=str(checkpoint)), out)
+    with atomic_file(Path(out).with_suffix('.yaml'), 'w') as f: yaml.safe_dump(cfg, f, sort_keys=False)   # for unimd train --config
+    return path
 
 def cli_import_official(argv=None) -> int:
     "unimd import-official CKPT --config NAME [--set k=v ...] --out FILE [--classes FILE]"
@@ -354,10 +357,10 @@ def cli_import_official(argv=None) -> int:
         if not Path(a.classes).is_file(): raise UniMDError(f"--classes {a.classes}: no such file (one class name a line)")
         classes = [l.strip() for l in Path(a.classes).read_text().splitlines() if l.strip()]
     path = import_official(a.checkpoint, a.config, a.out, a.set, classes)
-    print(f'wrote {path} (compat: official, {len(classes)} class names)')
+    print(f"wrote {path} (compat: official, {len(classes)} class names) and its config {path.with_suffix('.yaml')}")
     return 0
 
-# %% ../nbs/23_official.ipynb 69
+# %% ../nbs/23_official.ipynb 70
 OFFICIAL_RESULTS = {  # the official README: checkpoint -> (config, {metric: value})
     'ego4d_mq_individual.pth.tar': ('ego4d', {'tad_mAP': 22.61, 'tad_R1@0.5': 42.82}),
     'ego4d_nlq_individual.pth.tar': ('ego4d', {'mr_R1@0.3': 13.99, 'mr_R1@0.5': 9.34}),

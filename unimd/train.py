@@ -16,7 +16,7 @@ from .features import VideoItem, collate
 from .model import UniMD
 from .text import get_encoder, FrozenText
 from .config import Config, TrainConfig, load_config, config_dict
-from .checkpoint import code_version, save_checkpoint, load_checkpoint, unwrap, run_state, resume, StopOnInterrupt
+from .checkpoint import code_version, save_checkpoint, load_checkpoint, unwrap, run_state, resume, StopOnInterrupt, weights_mismatch
 from .splits import Split, load_splits, split_texts, TrainSet
 
 # %% auto 0
@@ -214,6 +214,11 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
     tr, te = load_splits(cfg.data, world)
     text = FrozenText(get_encoder(cfg.model), split_texts(tr, te))
     model = build_model(cfg, tr, text).to(env.device)
+    if tc.init and not (out / 'checkpoint.pt').exists():   # fine-tune: start from another checkpoint's (EMA) weights
+        init = load_checkpoint(tc.init)
+        state = init.get('ema') or init['model']
+        if bad := weights_mismatch(model, state): raise UniMDError(f"train.init {tc.init}: {bad}; train with its config")
+        model.load_state_dict(state)
     ema = EMA(model, tc.ema_decay)
     tasks = keep_fraction(video_tasks(tr.videos), tc.fraction_tad, tc.fraction_mr, tc.seed)
     ds = TrainSet(tr, cfg.data, cfg.model.max_seq_len, tc.seed)
