@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 if [[ "${1:-}" == "--dry-run" ]]; then
   shift
-  exec timeout 110 python benchmarks/gpu_run.py --dry-run "$@"
+  exec timeout 300 python benchmarks/gpu_run.py --dry-run "$@"   # ~30 s on an idle 2-core machine
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device visible to torch')"

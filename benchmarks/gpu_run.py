@@ -114,13 +114,14 @@ def stage_steps(dev, dry, steps):
 
 
 def ablation_configs():
-    "(study, row, ModelConfig overrides, classes?, sentences?) of every ablation run: the distinct step shapes."
-    from unimd.ablation import SAMPLING_RUNS
-    runs = [('sampling', r.row, {}, r.overrides['train']['mode']) for r in SAMPLING_RUNS]
-    runs += [('data volume', 'co-train 25-100%', {}, 'cotrain')]              # the same step as cotrain: fewer videos
+    "(study, row, ModelConfig overrides, training mode) of every run of the ablation notebooks 40-42 (Table 1 (a)-(d))."
+    modes = {'dedicated TAD': 'tad', 'dedicated MR': 'mr', 'MR->TAD': 'mr2tad', 'TAD->MR': 'tad2mr', 'random': 'cotrain',
+             'sync': 'cotrain', 'alt': 'cotrain'}                  # 40_ablation_sampling's runs
+    runs = [('sampling', row, {}, m) for row, m in modes.items()]
+    runs += [('data volume', 'co-train 25-100%', {}, 'cotrain')]  # 41: the cotrain step, on fewer videos
     runs += [('loss weights', f'{t}-{m}', dict(lambda_tad=float(t), lambda_mr=float(m)), 'cotrain') for t, m in [(1, 3), (3, 1)]]
     heads = {'w/o query': dict(reg_query_dependent=False), 'w query, 1 FC': dict(reg_mlp_layers=1),
-             'w query, 2 FC': dict(reg_mlp_layers=2), 'w query, 3 FC': dict(reg_mlp_layers=3)}
+             'w query, 2 FC': dict(reg_mlp_layers=2), 'w query, 3 FC': dict(reg_mlp_layers=3)}  # 42's head variants
     runs += [('heads', f'{row} ({task})', model, task) for row, model in heads.items() for task in ('tad', 'mr')]
     return runs
 
@@ -140,7 +141,7 @@ def stage_ablations(dev, dry, steps):
         s = timed(step_fn(model, batch, dev.type == 'cuda'), dev, 1)
         out.append(dict(study=study, run=row, mode=mode, queries=n_c + n_s, s=s, peak_gib=peak_gib(dev)))
         del model, batch
-    return out
+    return dict(runs=out)
 
 
 def stage_extract(dev, dry, steps):
@@ -225,7 +226,7 @@ def main(argv=None):
         start = time.perf_counter() - t0
         if start > a.budget_s:
             res['stages'][name] = dict(skipped=f'budget: {start:.0f} s > {a.budget_s:.0f} s'); continue
-        try: res['stages'][name] = {**STAGES[name](dev, a.dry_run, 2 if a.dry_run else a.steps), 'stage_s': time.perf_counter() - t0 - start}
+        try: res['stages'][name] = {**STAGES[name](dev, a.dry_run, 1 if a.dry_run else a.steps), 'stage_s': time.perf_counter() - t0 - start}
         except Exception as e:
             res['stages'][name] = dict(error=f'{type(e).__name__}: {e}'.splitlines()[0][:400], trace=traceback.format_exc()[-1500:])
         print(f'[gpu_run] {name}: {time.perf_counter() - t0 - start:.1f} s', file=sys.stderr, flush=True)

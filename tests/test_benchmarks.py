@@ -26,7 +26,8 @@ def test_gpu_sh_syntax_and_dry_run(tmp_path):
     st = r['stages']['steps']
     assert st['step_gflop'] > 0 and all(st[m]['s'] > 0 for m in ('fp32', 'bf16', 'bf16_compile'))
     assert abs(st['speedup_bf16_vs_fp32'] - st['fp32']['s'] / st['bf16']['s']) < 1e-9
-    assert len(r['stages']['ablations']) == 18 and {a['mode'] for a in r['stages']['ablations']} >= {'tad', 'mr', 'cotrain'}
+    runs = r['stages']['ablations']['runs']
+    assert len(runs) == 18 and {a['mode'] for a in runs} >= {'tad', 'mr', 'cotrain'} and all(a['s'] > 0 for a in runs)
     assert r['stages']['ddp']['backend'] == 'gloo' and all(x['grads_equal_across_ranks'] for x in r['stages']['ddp']['ranks'])
     sys.path.insert(0, str(B))
     from gpu_results import latest, figure
