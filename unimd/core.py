@@ -56,6 +56,7 @@ class Sentence:
     text: str
     windows: tuple = ()
 
+# %% ../nbs/00_core.ipynb 15
 @dataclass
 class Video:
     "A video's annotations for both tasks: duration in seconds, TAD actions and MR sentences."
@@ -81,7 +82,7 @@ class Video:
         else: segs = [w for s in self.sentences if s.qid == query.qid for w in s.windows]
         return np.asarray(segs, dtype=np.float64).reshape(-1, 2)
 
-# %% ../nbs/00_core.ipynb 15
+# %% ../nbs/00_core.ipynb 18
 def segment_iou(a, b):
     "Temporal IoU of every segment in `a` [N, 2] with every segment in `b` [M, 2] -> [N, M]."
     a, b = np.asarray(a, dtype=np.float64).reshape(-1, 2), np.asarray(b, dtype=np.float64).reshape(-1, 2)
@@ -90,7 +91,7 @@ def segment_iou(a, b):
     with np.errstate(divide='ignore', invalid='ignore'):
         return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
-# %% ../nbs/00_core.ipynb 18
+# %% ../nbs/00_core.ipynb 21
 @dataclass
 class Batch:
     "A padded mini-batch of B videos with Q query slots each."
@@ -117,7 +118,7 @@ class Batch:
         "Feature steps (any shape) of video `b` -> seconds."
         return self.t0[b] + steps * self.dt[b]
 
-# %% ../nbs/00_core.ipynb 21
+# %% ../nbs/00_core.ipynb 24
 def plot_timeline(video, ax=None, predictions=None):
     "Draw a video's TAD actions and MR sentences (and optional `{query_text: [Moment]}` predictions) on one time axis."
     import matplotlib.pyplot as plt

@@ -45,6 +45,7 @@ def find_file(root, *parts):
                          f"put it at data/{rel} (see data/README.md), or point UNIMD_DATA at the folder holding {rel}")
     return p
 
+# %% ../nbs/01_data.ipynb 13
 def _bad(path, lineno, line, why):
     "The error for a malformed record: file:line, what is wrong, and the offending text."
     line = str(line).rstrip()
@@ -53,13 +54,13 @@ def _bad(path, lineno, line, why):
 def _check_split(split, allowed, name):
     if split not in allowed: raise UniMDError(f"{name} split must be one of {list(allowed)}, got {split!r}")
 
-# %% ../nbs/01_data.ipynb 13
+# %% ../nbs/01_data.ipynb 16
 def fix_segment(start, end, duration):
     "A ground-truth segment made valid: reversed ends swapped, both clipped to [0, duration]; zero length is kept."
     s, e = sorted((float(start), float(end)))
     return min(max(s, 0.0), duration), min(max(e, 0.0), duration)
 
-# %% ../nbs/01_data.ipynb 16
+# %% ../nbs/01_data.ipynb 19
 def load_json(path):
     "Parse a JSON file; a syntax error becomes a UniMDError naming file:line and the text around it."
     with open(path) as f: text = f.read()
@@ -74,7 +75,7 @@ def _field(rec, key, path, where):
         raise UniMDError(f"{path}: {where} has no {key!r} field: is this the right file? (see data/README.md)")
     return rec[key]
 
-# %% ../nbs/01_data.ipynb 19
+# %% ../nbs/01_data.ipynb 22
 def charades_classes(root=None):
     "The 157 Charades class names; index = class id (c000 ... c156)."
     path, names = find_file(root, 'charades', 'Charades_v1_classes.txt'), []
@@ -85,7 +86,7 @@ def charades_classes(root=None):
         names.append(name.strip())
     return names
 
-# %% ../nbs/01_data.ipynb 22
+# %% ../nbs/01_data.ipynb 25
 def _charades_actions(cell, names, length, path, lineno):
     "Parse one `actions` cell (`c092 11.90 21.20;c147 0.00 12.60`) into fixed Actions."
     acts = []
@@ -100,6 +101,7 @@ def _charades_actions(cell, names, length, path, lineno):
         acts.append(Action(names[parts[0]], *fix_segment(s, e, length)))
     return acts
 
+# %% ../nbs/01_data.ipynb 28
 def read_charades(split, root=None):
     "Charades videos of `split` ('train' | 'test') with their actions, labels as class names."
     _check_split(split, ('train', 'test'), 'Charades')
@@ -116,7 +118,7 @@ def read_charades(split, root=None):
             videos[row['id']] = Video(row['id'], length, split, _charades_actions(row['actions'], names, length, path, rows.line_num))
     return videos
 
-# %% ../nbs/01_data.ipynb 25
+# %% ../nbs/01_data.ipynb 31
 def read_charades_sta(split, videos=None, root=None):
     "Charades-STA sentences of `split`: added to copies of the given Charades `videos`, or as MR-only videos."
     _check_split(split, ('train', 'test'), 'Charades-STA')
@@ -139,6 +141,7 @@ def read_charades_sta(split, videos=None, root=None):
     return {vid: replace(v, actions=list(v.actions), sentences=list(v.sentences) + sents.get(vid, []))
             for vid, v in videos.items()}
 
+# %% ../nbs/01_data.ipynb 34
 def duplicate_sentences(videos):
     "Sentence texts used by more than one MR query -> their qids (kept as separate queries; this only notes them)."
     by_text = collections.defaultdict(list)
@@ -146,14 +149,14 @@ def duplicate_sentences(videos):
         for s in v.sentences: by_text[s.text].append(s.qid)
     return {t: q for t, q in by_text.items() if len(q) > 1}
 
-# %% ../nbs/01_data.ipynb 28
+# %% ../nbs/01_data.ipynb 37
 def relative_lengths(videos, task=TAD):
     "Length / video duration of every TAD action (or every MR window) in `videos` -> array [n]."
     if task == TAD: l = [(a.end - a.start) / v.duration for v in videos.values() if v.duration > 0 for a in v.actions]
     else: l = [(w[1] - w[0]) / v.duration for v in videos.values() if v.duration > 0 for s in v.sentences for w in s.windows]
     return np.asarray(l, dtype=np.float64)
 
-# %% ../nbs/01_data.ipynb 32
+# %% ../nbs/01_data.ipynb 41
 def anet_vid(name):
     "Canonical ActivityNet id `v_<11-char YouTube id>` from a bare id, a `v_` id or a `.mp4` file name."
     name = name.strip().removesuffix('.mp4')
@@ -165,7 +168,7 @@ def anet_classes(root=None):
     except UniMDError:
         with open(find_file(root, 'anet', 'action_name.csv'), newline='') as f: return [r['action'] for r in csv.DictReader(f)]
 
-# %% ../nbs/01_data.ipynb 35
+# %% ../nbs/01_data.ipynb 44
 ANET_SPLITS = {'train': ('train', 'training'), 'val': ('valid', 'validation'), 'test': ('test', 'testing')}
 
 def _anet_label(label, names, path, where):
@@ -173,6 +176,7 @@ def _anet_label(label, names, path, where):
         raise UniMDError(f"{path}:{where}: unknown class {label!r}: not one of the 200 ActivityNet 1.3 names")
     return label
 
+# %% ../nbs/01_data.ipynb 47
 def _read_anet_tsp(split, root):
     tag, names = ANET_SPLITS[split][0], set(anet_classes(root))
     meta = find_file(root, 'anet', f'activitynet_v1-3_{tag}_metadata.csv')
@@ -197,6 +201,7 @@ def _read_anet_tsp(split, root):
             videos[vid].actions.append(Action(_anet_label(r['action-label'], names, gt, rows.line_num), *fix_segment(s, e, videos[vid].duration)))
     return videos
 
+# %% ../nbs/01_data.ipynb 50
 def _read_anet_bsn(split, root):
     names, info = set(anet_classes(root)), find_file(root, 'anet', 'video_info_new.csv')
     with open(info, newline='') as f: wanted = {r['video'] for r in csv.DictReader(f) if r['subset'] == ANET_SPLITS[split][1]}
@@ -215,7 +220,7 @@ def read_anet(split, root=None, source='tsp'):
     _check_split(source, ('tsp', 'bsn'), 'ActivityNet source')
     return (_read_anet_tsp if source == 'tsp' else _read_anet_bsn)(split, root)
 
-# %% ../nbs/01_data.ipynb 38
+# %% ../nbs/01_data.ipynb 53
 ANET_CAPTION_FILES = {'train': 'train_modified.json', 'val_1': 'val_1.json', 'val_2': 'val_2.json'}
 
 def read_anet_captions(split, root=None):
@@ -235,7 +240,7 @@ def read_anet_captions(split, root=None):
         videos[vid] = Video(vid, d, split, [], sents)
     return videos
 
-# %% ../nbs/01_data.ipynb 41
+# %% ../nbs/01_data.ipynb 56
 def _clipped(video, duration):
     "Actions and sentences of `video` clipped to `duration`."
     acts = [Action(a.label, *fix_segment(a.start, a.end, duration)) for a in video.actions]
@@ -255,6 +260,7 @@ def merge_videos(a, b):
         out[vid] = Video(vid, base.duration, base.subset, acts, sents)
     return out
 
+# %% ../nbs/01_data.ipynb 59
 def task_index(videos):
     "Video ids by the tasks they carry: {'both', 'tad_only', 'mr_only'} (videos with neither are left out)."
     idx = {'both': [], 'tad_only': [], 'mr_only': []}
@@ -262,7 +268,7 @@ def task_index(videos):
         if v.has_tad or v.has_mr: idx['both' if v.has_tad and v.has_mr else 'tad_only' if v.has_tad else 'mr_only'].append(vid)
     return idx
 
-# %% ../nbs/01_data.ipynb 47
+# %% ../nbs/01_data.ipynb 66
 EGO4D_SPLITS = {'train': 'training', 'val': 'validation', 'test': 'test'}
 
 def _ego4d_clips(task, split, root):
@@ -273,6 +279,7 @@ def _ego4d_clips(task, split, root):
     db = _field(load_json(path), 'database', path, 'the top level')
     return path, {k: r for k, r in db.items() if _field(r, 'subset', path, f'clip {k}') == EGO4D_SPLITS[split]}
 
+# %% ../nbs/01_data.ipynb 70
 def ego4d_mq_classes(root=None):
     "The 110 Ego4D MQ class names; index = label_id."
     path, names = find_file(root, 'ego4d', 'mq', 'clip_annotations_not_filter.json'), {}
@@ -282,6 +289,7 @@ def ego4d_mq_classes(root=None):
                 raise UniMDError(f"{path}: clip {k}: label_id {a['label_id']} names both {names[a['label_id']]!r} and {a['label']!r}")
     return [names[i] for i in sorted(names)]
 
+# %% ../nbs/01_data.ipynb 73
 def read_ego4d_mq(split, root=None):
     "Ego4D MQ clips of `split` ('train' | 'val' | 'test'), keyed by clip_uid, labels kept verbatim."
     path, clips = _ego4d_clips('mq', split, root)
@@ -307,7 +315,7 @@ def read_ego4d_nlq(split, root=None):
         videos[uid] = Video(uid, d, split, [], sents)
     return videos
 
-# %% ../nbs/01_data.ipynb 51
+# %% ../nbs/01_data.ipynb 77
 def read_mr_jsonl(path, subset='test'):
     "Videos from an MR JSONL file (`qid, query, vid, duration, relevant_windows` per line; windows optional)."
     videos = {}
@@ -323,6 +331,7 @@ def read_mr_jsonl(path, subset='test'):
         videos.setdefault(vid, Video(vid, d, subset)).sentences.append(sent)
     return videos
 
+# %% ../nbs/01_data.ipynb 80
 QVH_FILES = {'train': ['highlight_train_release.jsonl'], 'val': ['highlight_val_release.jsonl'],
              'test': ['highlight_test_with_gt.jsonl', 'highlight_test_release.jsonl']}
 
@@ -333,13 +342,13 @@ def read_qvhighlights(split, root=None):
     name = next((n for n in names if Path(root if root is not None else data_root(), 'qvhighlights', n).is_file()), names[-1])
     return read_mr_jsonl(find_file(root, 'qvhighlights', name), split)
 
-# %% ../nbs/01_data.ipynb 55
+# %% ../nbs/01_data.ipynb 84
 def current_umask() -> int:
     "The process umask, read from /proc where it can be (os.umask can only read it by setting it)."
     try: return int(next(l for l in open('/proc/self/status') if l.startswith('Umask:')).split()[1], 8)
     except (OSError, StopIteration): u = os.umask(0o022); os.umask(u); return u
 
-# %% ../nbs/01_data.ipynb 57
+# %% ../nbs/01_data.ipynb 86
 @contextmanager
 def atomic_file(path, mode='wb'):
     "Open a temporary file beside `path` for writing; it replaces `path` only if the block finishes (never half a file)."
@@ -354,7 +363,7 @@ def atomic_file(path, mode='wb'):
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-# %% ../nbs/01_data.ipynb 60
+# %% ../nbs/01_data.ipynb 89
 def _write_lines(lines, path):
     with atomic_file(path, 'w') as f: f.writelines(l + '\n' for l in lines)
     return Path(path)
@@ -362,6 +371,7 @@ def _write_lines(lines, path):
 def _ranked(moments):
     return sorted(moments, key=lambda m: -m.score)
 
+# %% ../nbs/01_data.ipynb 92
 def write_tad_json(videos_or_preds, path):
     "ActivityNet-style TAD ground truth json from {vid: Video} (or {vid: {label: [Moment]}}, adding each score)."
     db = {}
@@ -383,6 +393,7 @@ def write_mr_jsonl(videos, path):
              for vid, v in videos.items() for s in v.sentences]
     return _write_lines(lines, path)
 
+# %% ../nbs/01_data.ipynb 95
 def write_tad_predictions(preds, path):
     "TAD predictions {vid: {label: [Moment]}} -> `{\"results\": {vid: [{segment, label, score}]}}`, best first."
     res = {vid: sorted(({'segment': [m.start, m.end], 'label': lab, 'score': m.score} for lab, ms in q.items() for m in ms),
@@ -397,7 +408,7 @@ def write_mr_predictions(preds, path):
              for vid, q in preds.items() for qid, ms in q.items()]
     return _write_lines(lines, path)
 
-# %% ../nbs/01_data.ipynb 63
+# %% ../nbs/01_data.ipynb 98
 def read_tad_json(path):
     "Videos from an ActivityNet-style TAD json (`{\"database\": {vid: {subset, duration, annotations}}}`)."
     db = _field(load_json(path), 'database', path, 'the top level')
@@ -409,6 +420,7 @@ def read_tad_json(path):
         videos[vid] = Video(vid, d, r.get('subset', 'test'), acts)
     return videos
 
+# %% ../nbs/01_data.ipynb 101
 def read_tad_predictions(path):
     "TAD predictions file -> {vid: {label: [Moment]}}."
     out = {}
