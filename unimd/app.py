@@ -67,7 +67,7 @@ class DemoApp:
         return dict(checkpoint=p.source, feat_dim=p.feat_dim, text_encoder=p.text.name, seconds_per_step=g.dt,
                     classes=p.classes, sources=list(self.sources()))
 
-# %% ../nbs/32_app.ipynb 10
+# %% ../nbs/32_app.ipynb 11
 def save_upload(self, name, stream, length: int) -> str:
     "Store `length` bytes from `stream` as an upload called `name`; returns its source name."
     name = safe_name(name)
@@ -88,7 +88,7 @@ def save_upload(self, name, stream, length: int) -> str:
 
 DemoApp.save_upload = save_upload
 
-# %% ../nbs/32_app.ipynb 11
+# %% ../nbs/32_app.ipynb 13
 def parse_query_lines(text) -> list:
     "Queries typed one per line (blank lines skipped); none at all is an error."
     qs = [l.strip() for l in str(text or '').splitlines() if l.strip()] if isinstance(text, str) else [str(q) for q in text or []]
@@ -128,7 +128,7 @@ def detect(self, source, queries, top_k=5) -> dict:
 
 DemoApp._encode, DemoApp.detect = _encode, detect
 
-# %% ../nbs/32_app.ipynb 13
+# %% ../nbs/32_app.ipynb 16
 class RangeNotSatisfiable(ValueError):
     "A byte range that starts past the end of the file (HTTP 416)."
 
@@ -144,7 +144,7 @@ def parse_range(header, size: int):
 def _unsatisfiable(header, size):
     raise RangeNotSatisfiable(f"{header} of a {size}-byte file")
 
-# %% ../nbs/32_app.ipynb 15
+# %% ../nbs/32_app.ipynb 18
 def media_path(self, name) -> Path:
     "The video file the server offers as `name` (only videos it lists can be played)."
     p = self.sources().get(name)
@@ -161,7 +161,7 @@ def media_type(path) -> str:
 
 DemoApp.media_path, DemoApp.media_url = media_path, media_url
 
-# %% ../nbs/32_app.ipynb 24
+# %% ../nbs/32_app.ipynb 27
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>UniMD demo</title>
 <style>
@@ -253,7 +253,7 @@ def render_page(app: DemoApp) -> str:
     return (PAGE.replace('__MODEL__', model).replace('__OPTIONS__', opts).replace('__CHIPS__', chips)
                 .replace('__ACCEPT__', ','.join(SOURCE_EXTS)))
 
-# %% ../nbs/32_app.ipynb 27
+# %% ../nbs/32_app.ipynb 30
 class Handler(BaseHTTPRequestHandler):
     "HTTP front of a DemoApp (set as the class attribute `app`)."
     app: DemoApp = None
@@ -318,7 +318,6 @@ class Handler(BaseHTTPRequestHandler):
             self._guard(run)
         else: self._json(404, {'error': f'no endpoint {u.path}'})
 
-# %% ../nbs/32_app.ipynb 28
 def serve(app: DemoApp, host='127.0.0.1', port=8765, quiet=True):
     "Start the server in a background thread; returns (server, url). Stop it with `server.shutdown()`."
     handler = type('AppHandler', (Handler,), {'app': app, 'quiet': quiet})
@@ -328,7 +327,7 @@ def serve(app: DemoApp, host='127.0.0.1', port=8765, quiet=True):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f'http://{host}:{server.server_address[1]}/'
 
-# %% ../nbs/32_app.ipynb 32
+# %% ../nbs/32_app.ipynb 34
 def app_parser():
     ap = argparse.ArgumentParser(prog='unimd app', description='a local web page to run a checkpoint on your videos and queries')
     ap.add_argument('--checkpoint', required=True, help='checkpoint.pt written by `unimd train`, its pretrained/ folder, or a hub id')

@@ -91,7 +91,7 @@ class Pretrained:
     metrics: dict = field(default_factory=dict)
     folder: Path | None = None
 
-# %% ../nbs/33_pretrained.ipynb 16
+# %% ../nbs/33_pretrained.ipynb 17
 def model_card(pt: Pretrained) -> str:
     "README.md: YAML metadata (tasks, data, feature spec, metrics) for the hub and tools, then the same for people."
     c, s, m = pt.cfg, pt.spec, pt.metrics
@@ -118,7 +118,7 @@ def read_card(path) -> dict:
     if not text.startswith('---\n'): raise UniMDError(f"{path} has no YAML metadata block (--- ... ---) at its top")
     return yaml.safe_load(text.split('---\n')[1])
 
-# %% ../nbs/33_pretrained.ipynb 17
+# %% ../nbs/33_pretrained.ipynb 19
 def save_pretrained(pt: Pretrained, out) -> Path:
     "Write `pt` as a pretrained folder `out`: config.json, model.safetensors (EMA weights), README.md."
     from safetensors.torch import save
@@ -130,7 +130,7 @@ def save_pretrained(pt: Pretrained, out) -> Path:
         with atomic_file(out / name) as f: f.write(data)
     return out
 
-# %% ../nbs/33_pretrained.ipynb 19
+# %% ../nbs/33_pretrained.ipynb 22
 def pretrained_folder(name) -> Path:
     "The local folder of pretrained model `name`: the folder itself, or the hub snapshot of `owner/name`."
     p = Path(str(name)).expanduser()
@@ -164,7 +164,7 @@ def from_pretrained(name, device='cpu') -> Pretrained:
     return Pretrained(model.to(device).eval(), cfg, list(info.get('classes', [])), info.get('feature_spec') or config_spec(cfg),
                       info.get('metrics') or {}, folder)
 
-# %% ../nbs/33_pretrained.ipynb 21
+# %% ../nbs/33_pretrained.ipynb 25
 def run_pretrained(run) -> Pretrained:
     "The `Pretrained` of a run folder (or its checkpoint.pt): EMA weights, config, classes, final metrics, feature spec."
     run = Path(run)
