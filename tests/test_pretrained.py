@@ -135,3 +135,19 @@ def test_bad_folders(run, tmp_path):
     with pytest.raises(UniMDError, match='incomplete'): from_pretrained(tmp_path / 'p')
     code, out, err = cli('export-pretrained', tmp_path / 'nothing', tmp_path / 'x')
     assert code == 2 and 'not found' in err and not (tmp_path / 'x').exists()
+
+
+def test_imported_official_checkpoint_exports(tmp_path):
+    "A released official checkpoint, imported (`unimd import-official`), becomes a pretrained folder with the same weights."
+    off = pytest.importorskip('unimd.official')
+    try: fix = off.official_fixtures()
+    except UniMDError as e: pytest.skip(f'official fixtures missing: {e}')
+    from unimd.checkpoint import load_trained
+    ck = off.import_official(fix / 'ego4d_small' / 'checkpoint.pth.tar', 'ego4d', tmp_path / 'small.pt',
+                             ['model.feat_dim=64', 'model.max_seq_len=256', 'data.num_classes=20'])
+    code, out, err = cli('export-pretrained', ck, tmp_path / 'pt')
+    assert code == 0 and 'features 64-d' in out and 'every 16 frames at 30 fps' in out, err
+    pt, (model, cfg, _) = from_pretrained(tmp_path / 'pt'), load_trained(ck)
+    assert all(torch.equal(pt.model.state_dict()[k], v) for k, v in model.state_dict().items())
+    assert pt.origin.startswith('Imported from the official checkpoint `checkpoint.pth.tar`')
+    assert pt.origin in (tmp_path / 'pt' / CARD_FILE).read_text() and read_card(tmp_path / 'pt' / CARD_FILE)['unimd']['dataset'] == 'ego4d'

@@ -90,6 +90,7 @@ class Pretrained:
     spec: dict
     metrics: dict = field(default_factory=dict)
     folder: Path | None = None
+    origin: str = ''                 # where the weights came from, when not `unimd train` (an imported official checkpoint)
 
 # %% ../nbs/33_pretrained.ipynb 17
 def model_card(pt: Pretrained) -> str:
@@ -103,7 +104,8 @@ def model_card(pt: Pretrained) -> str:
     rows = lambda d, unit='': '\n'.join(f'| {k} | {v}{unit} |' for k, v in d.items())
     return (f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n"
             f"# UniMD: {' and '.join(t.upper() for t in model_tasks(c))} on {c.data.dataset}\n\n"
-            f"Trained by `unimd train` (mode `{c.train.mode}`, sampler `{c.train.sampler}`) on the `{c.data.dataset}` "
+            + (f"{pt.origin}; its config: " if pt.origin else "Trained by `unimd train` ")
+            + f"(mode `{c.train.mode}`, sampler `{c.train.sampler}`) on the `{c.data.dataset}` "
             f"data; {len(pt.classes)} TAD classes; queries embedded by `{c.model.text_encoder}` ({c.model.text_dim}-d).\n\n"
             f"## Feature spec: give this model features made exactly like this\n\n| key | value |\n| --- | --- |\n{rows(s)}\n\n"
             f"`unimd predict`, `unimd app` and `Predictor` refuse a feature folder whose `features.json` says otherwise.\n\n"
@@ -124,7 +126,7 @@ def save_pretrained(pt: Pretrained, out) -> Path:
     from safetensors.torch import save
     out = Path(out)
     info = {'unimd_version': code_version(), 'config': config_dict(pt.cfg), 'classes': list(pt.classes),
-            'feature_spec': pt.spec, 'metrics': pt.metrics}
+            'feature_spec': pt.spec, 'metrics': pt.metrics, 'origin': pt.origin}
     weights = save({k: v.detach().cpu().contiguous() for k, v in pt.model.state_dict().items()}, metadata={'format': 'pt'})
     for name, data in ((WEIGHTS_FILE, weights), (CONFIG_FILE, json.dumps(info, indent=1).encode()), (CARD_FILE, model_card(pt).encode())):
         with atomic_file(out / name) as f: f.write(data)
@@ -162,16 +164,19 @@ def from_pretrained(name, device='cpu') -> Pretrained:
     if bad: raise UniMDError(f"{folder}: the weights do not fit the model its config.json describes: {bad}")
     model.load_state_dict(state)
     return Pretrained(model.to(device).eval(), cfg, list(info.get('classes', [])), info.get('feature_spec') or config_spec(cfg),
-                      info.get('metrics') or {}, folder)
+                      info.get('metrics') or {}, folder, info.get('origin', ''))
 
 # %% ../nbs/33_pretrained.ipynb 25
 def run_pretrained(run) -> Pretrained:
     "The `Pretrained` of a run folder (or its checkpoint.pt): EMA weights, config, classes, final metrics, feature spec."
     run = Path(run)
+    from unimd.checkpoint import load_checkpoint
     model, cfg, classes = load_trained(run)
     folder = run if run.is_dir() else run.parent
     metrics = json.loads((folder / 'metrics.json').read_text()).get('final', {}) if (folder / 'metrics.json').is_file() else {}
-    return Pretrained(model, cfg, classes, config_spec(cfg), metrics)
+    imported = load_checkpoint(run / 'checkpoint.pt' if run.is_dir() else run).get('imported_from')
+    origin = f"Imported from the official checkpoint `{Path(imported).name}` (`unimd import-official`)" if imported else ''
+    return Pretrained(model, cfg, classes, config_spec(cfg), metrics, origin=origin)
 
 def export_parser():
     p = argparse.ArgumentParser(prog='unimd export-pretrained', description='a run of `unimd train` as a pretrained folder '
