@@ -14,7 +14,7 @@ from .model import UniMD
 
 # %% auto 0
 __all__ = ['code_version', 'unwrap', 'run_state', 'save_checkpoint', 'load_checkpoint', 'resume', 'StopOnInterrupt',
-           'checkpoint_config', 'weights_mismatch', 'load_trained']
+           'checkpoint_config', 'weights_mismatch', 'load_trained', 'init_weights']
 
 # %% ../nbs/18_checkpoint.ipynb 5
 def code_version() -> str:
@@ -153,3 +153,12 @@ def load_trained(path, weights='ema', device='cpu'):
                              "use the checkpoint with the config it was trained with")
     model.load_state_dict(state)
     return model.to(device).eval(), cfg, list(ck.get('classes', []))
+
+# %% ../nbs/18_checkpoint.ipynb 32
+def init_weights(model, path):
+    "Load the EMA weights of checkpoint `path` into `model` (fine-tuning), or one line naming what does not fit."
+    ck = load_checkpoint(path)
+    state = ck.get('ema') or ck['model']
+    if bad := weights_mismatch(model, state): raise UniMDError(f"train.init {path}: {bad}; train with its config")
+    model.load_state_dict(state)
+    return model

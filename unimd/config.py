@@ -8,13 +8,13 @@ import dataclasses, difflib, json
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import yaml
-from .core import UniMDError
+from .core import TAD, MR, TASKS, UniMDError
 from .synthetic import SyntheticConfig
 from .model import ModelConfig
 
 # %% auto 0
 __all__ = ['RESUME_SAFE', 'TrainConfig', 'DataConfig', 'Config', 'update_config', 'parse_sets', 'config_dirs', 'config_names',
-           'find_config', 'load_config', 'config_dict', 'flatten', 'check_same_config']
+           'find_config', 'load_config', 'config_dict', 'flatten', 'check_same_config', 'phases', 'phase_tasks']
 
 # %% ../nbs/17_config.ipynb 5
 @dataclass
@@ -175,3 +175,14 @@ def check_same_config(saved: dict, cfg: Config, path):
         shown = '; '.join(f'{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now' for k in diff[:4])
         raise UniMDError(f"{path} was trained with another config ({len(diff)} keys differ: {shown}): "
                          "resume with the same config and --set values, or write to a new --out folder")
+
+# %% ../nbs/17_config.ipynb 33
+def phases(tc: TrainConfig) -> list:
+    "Sampler name of each training phase: one for dedicated and co-training, two for pre-train then fine-tune."
+    table = {'tad': [TAD], 'mr': [MR], 'cotrain': [tc.sampler], 'tad2mr': [TAD, MR], 'mr2tad': [MR, TAD]}
+    if tc.mode not in table: raise UniMDError(f"train.mode must be one of {list(table)}, got {tc.mode!r}")
+    return table[tc.mode]
+
+def phase_tasks(name) -> tuple:
+    "The tasks a phase trains (and is evaluated on)."
+    return (name,) if name in TASKS else TASKS

@@ -15,14 +15,14 @@ from .sampler import make_sampler, video_tasks, keep_fraction, chunks
 from .features import VideoItem, collate
 from .model import UniMD
 from .text import get_encoder, FrozenText
-from .config import Config, TrainConfig, load_config, config_dict
-from .checkpoint import code_version, save_checkpoint, load_checkpoint, unwrap, run_state, resume, StopOnInterrupt, weights_mismatch
+from .config import Config, TrainConfig, load_config, config_dict, phases, phase_tasks
+from .checkpoint import code_version, save_checkpoint, load_checkpoint, unwrap, run_state, resume, StopOnInterrupt, init_weights
 from .splits import Split, load_splits, split_texts, TrainSet
 
 # %% auto 0
-__all__ = ['BENCHMARKS', 'make_loader', 'make_optimizer', 'lr_factor', 'make_schedule', 'EMA', 'train_step', 'phases',
-           'phase_tasks', 'predict', 'score', 'write_predictions', 'Env', 'setup_env', 'barrier', 'wrap_ddp',
-           'build_model', 'Logger', 'train', 'finish', 'train_parser', 'format_metrics', 'cli_train']
+__all__ = ['BENCHMARKS', 'make_loader', 'make_optimizer', 'lr_factor', 'make_schedule', 'EMA', 'train_step', 'predict', 'score',
+           'write_predictions', 'Env', 'setup_env', 'barrier', 'wrap_ddp', 'build_model', 'Logger', 'train', 'finish',
+           'train_parser', 'format_metrics', 'cli_train']
 
 # %% ../nbs/21_train.ipynb 6
 def make_loader(ds, iterations, text, num_workers=0):
@@ -76,21 +76,7 @@ def train_step(model, batch, opt, sched, ema, tc: TrainConfig) -> dict:
     return {'loss': losses['total'].item(), 'tad': losses['tad'].item(), 'mr': losses['mr'].item(),
             'grad_norm': gnorm.item(), 'lr': lr, 'pos_tad': int(losses['npos_tad']), 'pos_mr': int(losses['npos_mr'])}
 
-# %% ../nbs/21_train.ipynb 22
-BENCHMARKS = {'synthetic': ('activitynet', 'charades-sta'), 'charades': ('charades', 'charades-sta'),
-              'ego4d': ('ego4d', 'ego4d-nlq'), 'anet': ('activitynet', 'anet-captions')}
-
-def phases(tc: TrainConfig) -> list:
-    "Sampler name of each training phase: one for dedicated and co-training, two for pre-train then fine-tune."
-    table = {'tad': [TAD], 'mr': [MR], 'cotrain': [tc.sampler], 'tad2mr': [TAD, MR], 'mr2tad': [MR, TAD]}
-    if tc.mode not in table: raise UniMDError(f"train.mode must be one of {list(table)}, got {tc.mode!r}")
-    return table[tc.mode]
-
-def phase_tasks(name) -> tuple:
-    "The tasks a phase trains (and is evaluated on)."
-    return (name,) if name in TASKS else TASKS
-
-# %% ../nbs/21_train.ipynb 25
+# %% ../nbs/21_train.ipynb 23
 @torch.no_grad()
 def predict(model, split: Split, text, tasks=TASKS, batch_size=4, amp=True, progress=False) -> dict:
     "Detections for every test video and query of `tasks`: {task: {vid: {qid: [Moment]}}}."
@@ -109,7 +95,10 @@ def predict(model, split: Split, text, tasks=TASKS, batch_size=4, amp=True, prog
             for q in it.queries: preds[q.task].setdefault(it.vid, {})[q.qid] = list(d.get(q.qid, []))
     return preds
 
-# %% ../nbs/21_train.ipynb 28
+# %% ../nbs/21_train.ipynb 26
+BENCHMARKS = {'synthetic': ('activitynet', 'charades-sta'), 'charades': ('charades', 'charades-sta'),
+              'ego4d': ('ego4d', 'ego4d-nlq'), 'anet': ('activitynet', 'anet-captions')}   # (TAD, MR) protocols
+
 def score(split: Split, preds: dict, dataset='synthetic') -> dict:
     "Metrics in percent of `preds` against the split's labels, with the dataset's official protocol."
     from unimd.evaluate import evaluate_tad, evaluate_mr
@@ -131,15 +120,14 @@ def write_predictions(preds: dict, out) -> list:
     if MR in preds: paths.append(write_mr_predictions(preds[MR], out / 'predictions_mr.jsonl'))
     return paths
 
-# %% ../nbs/21_train.ipynb 31
+# %% ../nbs/21_train.ipynb 29
 @dataclass
 class Env:
     "Where this process runs: device, rank and world size (world_size > 1 under torchrun)."
     device: torch.device
     rank: int = 0
     world: int = 1
-    @property
-    def main(self): return self.rank == 0
+    main = property(lambda self: self.rank == 0)
 
 def setup_env(seed=0) -> Env:
     "Seed everything and pick the device; start the process group when torchrun set WORLD_SIZE > 1."
@@ -152,7 +140,7 @@ def setup_env(seed=0) -> Env:
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)  # same seed on every rank: same initial weights
     return Env(device, rank, world)
 
-# %% ../nbs/21_train.ipynb 33
+# %% ../nbs/21_train.ipynb 31
 def barrier(env):
     "Wait for every process (a no-op in a single process)."
     if env.world > 1: torch.distributed.barrier()
@@ -162,7 +150,7 @@ def wrap_ddp(model, env):
     if env.world == 1: return model
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == 'cuda' else None)
 
-# %% ../nbs/21_train.ipynb 36
+# %% ../nbs/21_train.ipynb 34
 def build_model(cfg: Config, split: Split, text):
     "UniMD(cfg.model), after checking its input sizes against the features and the text encoder."
     D = split.features(next(iter(split.videos))).shape[1]
@@ -173,7 +161,7 @@ def build_model(cfg: Config, split: Split, text):
                          f"--set model.text_dim={text.dim}")
     return UniMD(cfg.model)
 
-# %% ../nbs/21_train.ipynb 39
+# %% ../nbs/21_train.ipynb 37
 class Logger:
     "Per-step rows in out/log.csv (and TensorBoard if installed); `upto` = (phase, step) keeps earlier rows on resume."
     FIELDS = ['phase', 'epoch', 'step', 'loss', 'tad', 'mr', 'grad_norm', 'lr', 'pos_tad', 'pos_mr', 'sec']
@@ -202,7 +190,7 @@ class Logger:
         if self.f: self.f.close()
         if self.tb: self.tb.close()
 
-# %% ../nbs/21_train.ipynb 42
+# %% ../nbs/21_train.ipynb 40
 def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
     "Train as `cfg` says; checkpoint.pt, log.csv, predictions and metrics.json go to `out` (resumed if a checkpoint is there)."
     from tqdm.auto import tqdm
@@ -214,11 +202,7 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
     tr, te = load_splits(cfg.data, world)
     text = FrozenText(get_encoder(cfg.model), split_texts(tr, te))
     model = build_model(cfg, tr, text).to(env.device)
-    if tc.init and not (out / 'checkpoint.pt').exists():   # fine-tune: start from another checkpoint's (EMA) weights
-        init = load_checkpoint(tc.init)
-        state = init.get('ema') or init['model']
-        if bad := weights_mismatch(model, state): raise UniMDError(f"train.init {tc.init}: {bad}; train with its config")
-        model.load_state_dict(state)
+    if tc.init and not (out / 'checkpoint.pt').exists(): init_weights(model, tc.init)   # fine-tune from another run
     ema = EMA(model, tc.ema_decay)
     tasks = keep_fraction(video_tasks(tr.videos), tc.fraction_tad, tc.fraction_mr, tc.seed)
     ds = TrainSet(tr, cfg.data, cfg.model.max_seq_len, tc.seed)
@@ -271,7 +255,7 @@ def finish(cfg, out, history, env) -> dict:
         save_pretrained(run_pretrained(out), Path(out) / 'pretrained')   # the model to share: weights, config, model card
     return res
 
-# %% ../nbs/21_train.ipynb 51
+# %% ../nbs/21_train.ipynb 49
 def train_parser():
     "The options of `unimd train`."
     p = argparse.ArgumentParser(prog='unimd train', description='Train UniMD: dedicated, pre-train/fine-tune or co-training.')
@@ -289,7 +273,7 @@ def format_metrics(m: dict) -> str:
     "One line per metric, in percent."
     return '\n'.join(f'  {k:<16} {v:6.2f}' for k, v in m.items())
 
-# %% ../nbs/21_train.ipynb 53
+# %% ../nbs/21_train.ipynb 51
 def cli_train(argv=None) -> int:
     "unimd train --config CONFIG [--mode M] [--sampler S] [--set k=v ...] --out DIR"
     a = train_parser().parse_args(argv)
