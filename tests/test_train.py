@@ -192,3 +192,12 @@ def test_tasks_are_decoded_apart():
         assert {v: list(q) for v, q in both[task].items()} == {v: list(q) for v, q in alone.items()}
         np.testing.assert_allclose(flat(both[task]), flat(alone), atol=1e-4)
     assert all(sum(map(len, q.values())) == 5 for q in both[MR].values())   # each task fills its own cap
+
+
+def test_the_house_stays_small():
+    "Issue 11: the trainer fits in one sitting, and what uses a trained model never imports the trainer."
+    root = Path(__file__).resolve().parents[1] / 'unimd'
+    assert len((root / 'train.py').read_text().splitlines()) <= 300
+    for name in ('predictor', 'check', 'app', 'config', 'checkpoint', 'splits', 'text', 'pretrained'):
+        src = (root / f'{name}.py').read_text()
+        assert 'from .train import' not in src and 'unimd.train import' not in src, name
