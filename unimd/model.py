@@ -124,7 +124,7 @@ class Outputs(NamedTuple):
     points: torch.Tensor       # [P, 4] (t in level-0 steps, range lo, range hi, stride)
     pmask: torch.Tensor        # [B, P] real points
 
-# %% ../nbs/16_model.ipynb 12
+# %% ../nbs/16_model.ipynb 13
 def check_batch(batch: Batch, cfg: ModelConfig):
     "Raise UniMDError if `batch` cannot go through a model of `cfg`."
     x, mask, q, qmask = batch.feats, batch.mask, batch.qemb, batch.qmask
@@ -151,7 +151,7 @@ def check_batch(batch: Batch, cfg: ModelConfig):
         raise UniMDError(f'video {vid(b)} has no queries: give it the TAD class names and/or its MR sentences')
     if not torch.isfinite(q[qmask]).all(): raise UniMDError('some query embeddings are NaN or inf: re-encode the queries')
 
-# %% ../nbs/16_model.ipynb 13
+# %% ../nbs/16_model.ipynb 15
 class UniMD(nn.Module):
     "Fig. 3: vision encoder (eq. 6) + query-dependent classification (eq. 7) and regression (eq. 8-9) heads."
     def __init__(self, cfg: ModelConfig | None = None, qconv: str = 'batched'):
@@ -200,14 +200,14 @@ class UniMD(nn.Module):
                 r.update({q: moments_in_seconds(d, batch, b) for q, d, ok in zip(batch.qids[b], dets[b], qmask[b].tolist()) if ok})
         return res
 
-# %% ../nbs/16_model.ipynb 14
+# %% ../nbs/16_model.ipynb 17
 def moments_in_seconds(det, batch: Batch, b: int) -> list:
     "Detections [k, 3] (start, end in feature steps; score) of video b -> Moments in seconds within [0, duration]."
     if len(det) == 0: return []
     se = batch.seconds(det[:, :2].double().cpu(), b).clamp(0, float(batch.durations[b]))   # [k, 2]
     return [Moment(float(s), float(e), float(sc)) for (s, e), sc in zip(se.tolist(), det[:, 2].tolist())]
 
-# %% ../nbs/16_model.ipynb 16
+# %% ../nbs/16_model.ipynb 20
 def random_batch(cfg: ModelConfig, B=2, T=None, n_classes=110, n_sentences=3, lengths=None, seed=0) -> Batch:
     "A Batch of random features and unit query embeddings at `cfg`'s shape: C class names + N sentences per video."
     g = torch.Generator().manual_seed(seed)
@@ -231,7 +231,7 @@ def random_batch(cfg: ModelConfig, B=2, T=None, n_classes=110, n_sentences=3, le
     return Batch(feats, mask, qemb, torch.ones(B, Q, dtype=torch.bool), qtask, segments, [f'random{b}' for b in range(B)],
                  qids, torch.zeros(B, dtype=torch.float64), torch.ones(B, dtype=torch.float64), lengths.double())
 
-# %% ../nbs/16_model.ipynb 20
+# %% ../nbs/16_model.ipynb 24
 def grads_of(model, batch):
     "Outputs, loss terms and parameter gradients of one forward/backward of `model` on `batch`."
     model.zero_grad()
@@ -245,7 +245,7 @@ def grad_err(g1: dict, g2: dict):
     scale = max(g.abs().max() for g in g2.values())
     return (max((g1[n] - g2[n]).abs().max() for n in g2) / scale).item()
 
-# %% ../nbs/16_model.ipynb 27
+# %% ../nbs/16_model.ipynb 31
 def param_table(model: UniMD) -> dict:
     "Parameters per part of the model (millions)."
     v = model.vision

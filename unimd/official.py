@@ -123,6 +123,8 @@ def config_key(name: str, shape=True) -> str:
     "The config key(s) that decide unimd tensor `name`'s shape (`shape`) or whether it exists."
     return next(k for pat, k in CONFIG_KEYS[0 if shape else 1:] if re.match(pat, name))
 
+
+# %% ../nbs/23_official.ipynb 22
 def map_official(sd: dict, model: UniMD, source='checkpoint') -> dict:
     "`sd` (official names) as a state dict of `model`; UniMDError naming the first tensor that does not fit and its config key."
     want, out, drop = model.state_dict(), {}, set(unused_official(sd))
@@ -141,7 +143,7 @@ def map_official(sd: dict, model: UniMD, source='checkpoint') -> dict:
                                  f"({len(missing)} missing): check {config_key(missing[0], False)}")
     return {**out, **{k: want[k] for k in ours}}
 
-# %% ../nbs/23_official.ipynb 25
+# %% ../nbs/23_official.ipynb 27
 OFFICIAL_FIX = "give a .pth.tar released by github yingsen1/UniMD (or saved by its train_sync.py)"
 
 def read_official(path) -> dict:
@@ -165,7 +167,7 @@ def read_official(path) -> dict:
         raise UniMDError(f"{path} has no state_dict_ema or state_dict (it holds {keys}): {OFFICIAL_FIX}")
     return {k.removeprefix('module.'): v for k, v in sd.items()}
 
-# %% ../nbs/23_official.ipynb 29
+# %% ../nbs/23_official.ipynb 31
 OFFICIAL_DATASETS = {'ego4d_tad_mr': ('ego4d', 'ego4d'), 'charades_clip': ('charades', 'charades'),
                      'charades': ('charades_i3d', 'charades'), 'anet_tad_mr': ('anet', 'anet')}   # name -> (our config, section)
 
@@ -201,7 +203,7 @@ def official_yaml_config(path, sets=()) -> Config:
     cfg = update_config(load_config(ours), {'model': drop_none(model), 'data': drop_none(data)}, str(path))
     return update_config(cfg, parse_sets(sets), '--set')
 
-# %% ../nbs/23_official.ipynb 31
+# %% ../nbs/23_official.ipynb 33
 def official_config(sd: dict, config='ego4d', sets=(), source='checkpoint') -> Config:
     "The run Config of an official state dict: `config` (+ --set values), compat official, widths from the tensors."
     cfg = official_yaml_config(config, sets) if is_official_yaml(config) else load_config(config, sets)
@@ -222,7 +224,7 @@ def load_official(checkpoint, config='ego4d', sets=(), device='cpu') -> UniMD:
     model.run_config = cfg                                                          # what import_official writes
     return model.to(device).eval()
 
-# %% ../nbs/23_official.ipynb 34
+# %% ../nbs/23_official.ipynb 36
 def fixture_batch(inputs: dict) -> Batch:
     "A Batch of the official fixture inputs (inputs.pt): class queries then sentences, ground truth per query."
     B, C, n = len(inputs['video_ids']), len(inputs['class_names']), inputs['mr_queries'].shape[1]
@@ -237,7 +239,7 @@ def fixture_batch(inputs: dict) -> Batch:
                  list(inputs['video_ids']), qids, f64([0.5 * m['feat_num_frames'] / m['fps'] for m in meta]),
                  f64([m['feat_stride'] / m['fps'] for m in meta]), f64([m['duration'] for m in meta]))
 
-# %% ../nbs/23_official.ipynb 37
+# %% ../nbs/23_official.ipynb 39
 def level_errors(out, expected_eval: dict, n_classes: int) -> dict:
     "Largest relative error of each head output against the official per-level outputs: {name: [per-level error]}."
     sizes = [t.shape[1] for t in expected_eval['tad_cls_logits']]
@@ -246,7 +248,7 @@ def level_errors(out, expected_eval: dict, n_classes: int) -> dict:
     rel = lambda a, b: ((a - b).abs().max() / b.abs().max().clamp(min=1e-30)).item()
     return {k: [rel(a, b) for a, b in zip(v.split(sizes, 1), expected_eval[k])] for k, v in ours.items()}
 
-# %% ../nbs/23_official.ipynb 41
+# %% ../nbs/23_official.ipynb 43
 def detection_errors(dets: list, batch: Batch, official: dict, n_classes: int) -> dict:
     "Against the official detections JSON: count mismatches and the largest boundary (s) and score differences."
     worst = dict(count_mismatches=0, n=0, boundary_s=0., score=0.)
@@ -263,7 +265,7 @@ def detection_errors(dets: list, batch: Batch, official: dict, n_classes: int) -
                 worst['score'] = max(worst['score'], np.abs(np.array([m.score for m in mine]) - scores[sel]).max())
     return worst
 
-# %% ../nbs/23_official.ipynb 44
+# %% ../nbs/23_official.ipynb 46
 def train_losses(model: UniMD, batch: Batch, bn_batch_stats=True) -> dict:
     "One train-mode forward of a copy of `model` (dropout and drop path off, fresh normaliser): its loss terms."
     import copy
@@ -275,7 +277,7 @@ def train_losses(model: UniMD, batch: Batch, bn_batch_stats=True) -> dict:
     m.criterion.normalizer.fill_(m.cfg.loss_norm_init)
     with torch.no_grad(): return m.loss(m(batch), batch)
 
-# %% ../nbs/23_official.ipynb 48
+# %% ../nbs/23_official.ipynb 50
 def output_change(model: UniMD, batch: Batch, change) -> tuple:
     "Largest relative change of the logits and distances at real steps, per video, when `change(copy)` alters a copy of `model`."
     import copy
@@ -293,7 +295,7 @@ def set_attr(kind, name, value):
             if isinstance(mod, kind): setattr(mod, name, value)
     return f
 
-# %% ../nbs/23_official.ipynb 59
+# %% ../nbs/23_official.ipynb 61
 def official_features(x) -> torch.Tensor:
     "Features [T, D] as the official loaders feed them: every time step L2-normalised."
     return torch.nn.functional.normalize(torch.as_tensor(x, dtype=torch.float32), dim=1)
@@ -303,7 +305,7 @@ def official_concat(i3d, clip) -> torch.Tensor:
     n = min(len(i3d), len(clip))
     return torch.cat([official_features(i3d)[:n], official_features(clip)[:n]], 1)
 
-# %% ../nbs/23_official.ipynb 64
+# %% ../nbs/23_official.ipynb 66
 def released_class_queries(path, layout='rows') -> torch.Tensor:
     "The official TAD classifier file as class queries [C, 512]: 'rows' (Ego4D), 'columns' (Charades [512, C]), 'average' (ANet)."
     if layout not in ('rows', 'columns', 'average'): raise UniMDError(f"layout {layout!r}: use 'rows', 'columns' or 'average'")
@@ -316,6 +318,8 @@ def ego4d_query_key(text: str) -> str:
     "How the Ego4D release spells a query in its .npz files."
     return text.strip('?').strip('.') + '?'
 
+
+# %% ../nbs/23_official.ipynb 68
 class ReleasedText:
     "A text encoder answered from the released embeddings: class names -> classifier rows, sentences -> the per-video .npz."
     name, dim = 'released', 512
@@ -330,7 +334,7 @@ class ReleasedText:
         if miss: raise UniMDError(f"no released embedding for {miss[0]!r} ({len(miss)} texts missing): encode them with CLIP instead")
         return torch.stack([self.table.get(t, self.table.get(self.key(t))) for t in texts]) if texts else torch.zeros(0, 512)
 
-# %% ../nbs/23_official.ipynb 67
+# %% ../nbs/23_official.ipynb 71
 def import_official(checkpoint, config, out, sets=(), classes=()) -> Path:
     "Write official `checkpoint` as a unimd checkpoint at `out`, and its config beside it (out.yaml); returns the path."
     from unimd.checkpoint import save_checkpoint, code_version
@@ -360,7 +364,7 @@ def cli_import_official(argv=None) -> int:
     print(f"wrote {path} (compat: official, {len(classes)} class names) and its config {path.with_suffix('.yaml')}")
     return 0
 
-# %% ../nbs/23_official.ipynb 70
+# %% ../nbs/23_official.ipynb 74
 OFFICIAL_RESULTS = {  # the official README: checkpoint -> (config, {metric: value})
     'ego4d_mq_individual.pth.tar': ('ego4d', {'tad_mAP': 22.61, 'tad_R1@0.5': 42.82}),
     'ego4d_nlq_individual.pth.tar': ('ego4d', {'mr_R1@0.3': 13.99, 'mr_R1@0.5': 9.34}),
