@@ -96,6 +96,15 @@ def test_predict_non_video_and_top(capsys, tmp_path, run):
     for top in ('-1', '0'): fails(capsys, ['predict', str(out), str(feats), '--top', top], f'--top-k {top}')
 
 
+def test_predict_feature_file_that_is_not_an_array(capsys, tmp_path, run):
+    out, _ = run
+    (tmp_path / 'notes.npy').write_text('some text')
+    torch.save({'layer': torch.nn.Linear(1, 1)}, tmp_path / 'module.pt')
+    for name in ('notes.npy', 'module.pt'):
+        err = fails(capsys, ['predict', str(out), str(tmp_path / name)], f'from {tmp_path / name}', 'not an array')
+        assert 'allow_pickle' not in err and 'weights_only' not in err          # no advice to load it unsafely
+
+
 # ---------------------------------------------------------------- training data
 
 @pytest.fixture

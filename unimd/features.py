@@ -82,7 +82,10 @@ def _read_array(path, vid):
             import h5py
             with h5py.File(path, 'r') as f: return np.asarray(_pick(f, path, vid)[()])
     except UniMDError: raise
-    except Exception as e: raise UniMDError(f"cannot read features of video {vid!r} from {path}: {e}") from e
+    except Exception as e:
+        unsafe = any(w in str(e) for w in ('pickle', 'Weights only', 'weights_only'))    # never pass on "load it unsafely"
+        why = 'it holds pickled objects or text, not an array' if unsafe else (str(e).splitlines() or [type(e).__name__])[0]
+        raise UniMDError(f"cannot read features of video {vid!r} from {path}: {why}; give the [T, D] array `unimd extract` writes") from None
     raise UniMDError(f"{path}: unknown feature format (use one of {FEATURE_EXTS})")
 
 # %% ../nbs/03_features.ipynb 10
