@@ -128,4 +128,4 @@ def test_clip_features_are_refused_by_the_demo_model_saying_why(demo, tmp_path, 
     capsys.readouterr()
     assert main(['predict', ck, str(tmp_path / 'f' / 'ramp.npy'), '-q', 'a class']) == 2
     err = capsys.readouterr().err
-    assert '512-d' in err and "`unimd demo`'s models" in err and len(err.strip().splitlines()) == 1
+    assert 'dim=512' in err and 'dim=128' in err and "`unimd demo`'s models" in err and len(err.strip().splitlines()) == 1

@@ -51,8 +51,11 @@ def check_feature_spec(want: dict, folder, who='the model', ignore=False):
     have = read_feature_meta(folder) if folder.is_dir() else None
     if have is None or not want or ignore: return have
     diff = spec_mismatch(want, have)
+    synthetic = ("; it was trained on the SYNTHETIC world's rendered features, which is all `unimd demo`'s models read: for "
+                 "real features train a model on them, e.g. with configs/charades.yaml") if want.get('extractor') == 'synthetic' else ''
     if diff: raise UniMDError(f"{folder / META_FILE} says these features have {_show(have, diff)}, but {who} expects "
-                              f"{_show(want, diff)}: extract them as its model card says (or --ignore-feature-spec if they are equivalent)")
+                              f"{_show(want, diff)}: extract them as its model card says (or --ignore-feature-spec if they are "
+                              f"equivalent){synthetic}")
     return have
 
 # %% ../nbs/33_pretrained.ipynb 12
