@@ -225,6 +225,12 @@ def test_api_video_has_media_with_ranges(video_running):
         assert resp.headers['Content-Range'] == f'bytes 1000-{len(whole) - 1}/{len(whole)}'
     feats = json.loads(call(url, '/api/info')[1])
     assert feats['sources'] == ['square.webm']
+    code, out = call(url, '/api/upload?name=mine.webm', whole, 'application/octet-stream')          # an uploaded video plays too
+    assert code == 200 and json.loads(out)['source'] == 'upload/mine.webm'
+    code, body = call(url, '/api/detect', json.dumps(dict(source='upload/mine.webm', queries=world.classes[0], top_k=1)).encode())
+    assert code == 200 and json.loads(body)['media'] == '/media/upload/mine.webm'
+    req = urllib.request.Request(url + 'media/upload/mine.webm', headers={'Range': 'bytes=-100'})
+    with urllib.request.urlopen(req, timeout=30) as resp: assert resp.status == 206 and resp.read() == whole[-100:]
 
 
 def test_click_seeks_the_player_in_headless_chromium(video_running, tmp_path):
