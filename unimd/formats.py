@@ -86,7 +86,7 @@ def official_nlq_entries(path) -> tuple:
         entries += v['ego4d_nlq_results']
     return preds, entries
 
-# %% ../nbs/06_formats.ipynb 26
+# %% ../nbs/06_formats.ipynb 27
 def _need(obj, key, where):
     if not isinstance(obj, dict) or key not in obj: raise UniMDError(f"{where}: missing field {key!r}")
     return obj[key]
@@ -109,7 +109,7 @@ def _check_entries(results, where):
             if not isinstance(_need(r, 'label', w), str): raise UniMDError(f"{w}.label is {r['label']!r}, not a class name")
             _number(_need(r, 'score', w), f"{w}.score"); _window(_need(r, 'segment', w), f"{w}.segment")
 
-# %% ../nbs/06_formats.ipynb 28
+# %% ../nbs/06_formats.ipynb 29
 def validate_activitynet(obj, where='activitynet'):
     for k in ('version', 'results', 'external_data'): _need(obj, k, where)
     _check_entries(obj['results'], f"{where}: results")
@@ -148,7 +148,7 @@ def validate_ego4d_nlq(obj, where='ego4d-nlq'):
         if not (isinstance(ts, list) and ts): raise UniMDError(f"{w}.predicted_times must be a non-empty list of [start, end]")
         for j, t in enumerate(ts): _window(t, f"{w}.predicted_times[{j}]")
 
-# %% ../nbs/06_formats.ipynb 31
+# %% ../nbs/06_formats.ipynb 32
 FORMATS = ('activitynet', 'moment-detr', 'ego4d-mq', 'ego4d-nlq')
 EXTENSIONS = {'activitynet': '.json', 'moment-detr': '.jsonl', 'ego4d-mq': '.json', 'ego4d-nlq': '.json'}
 
@@ -171,7 +171,7 @@ def write_format(fmt, path, tad=None, mr=None, texts=None, **kwargs) -> Path:
         else: json.dump(obj, f)
     return Path(path)
 
-# %% ../nbs/06_formats.ipynb 33
+# %% ../nbs/06_formats.ipynb 34
 def _load(path):
     "A JSON object, or the list of objects of a JSONL file."
     try: text = Path(path).read_text()
@@ -218,7 +218,7 @@ def _mr_of(lines):
     for l in lines: out.setdefault(l['vid'], {})[l['qid']] = [Moment(float(s), float(e), float(c)) for s, e, c in l['pred_relevant_windows']]
     return out
 
-# %% ../nbs/06_formats.ipynb 37
+# %% ../nbs/06_formats.ipynb 38
 def nlq_prediction_lines(path):
     "An Ego4D NLQ challenge file as numbered MR prediction lines [(n, {qid, vid, pred_relevant_windows})]; None if `path` is not one."
     try: obj = json.loads(Path(path).read_text())
@@ -229,7 +229,7 @@ def nlq_prediction_lines(path):
                  'pred_relevant_windows': [[s, e, 1 / k] for k, (s, e) in enumerate(r['predicted_times'], 1)]})
             for n, r in enumerate(obj['results'], 1)]
 
-# %% ../nbs/06_formats.ipynb 40
+# %% ../nbs/06_formats.ipynb 41
 def run_predictions(source) -> tuple:
     "(TAD, MR, texts) from a run folder or one of its prediction files (None for a task it does not hold)."
     from unimd.data import read_tad_predictions, read_mr_predictions
@@ -252,7 +252,7 @@ def table_predictions(df, vid: str) -> tuple:
         (tad if r.task == TAD else mr).setdefault(vid, {}).setdefault(r.query, []).append(Moment(float(r.start), float(r.end), float(r.score)))
     return tad or None, mr or None, {q: q for q in mr.get(vid, {})}
 
-# %% ../nbs/06_formats.ipynb 43
+# %% ../nbs/06_formats.ipynb 44
 def export_parser():
     p = argparse.ArgumentParser(prog='unimd export', description="predictions in the field's file formats (validated against what their official readers read)")
     p.add_argument('source', help='a run folder of `unimd train`, one of its predictions files, or the CSV of `unimd predict --csv`')
