@@ -9,8 +9,9 @@ from unimd.stats import dataset_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get('UNIMD_DATA', ROOT.parent / 'shared' / 'data'))
-real = pytest.mark.skipif(not DATA.is_dir(), reason=f'annotation folder {DATA} is absent: set UNIMD_DATA to the folder '
-                                                    'holding the datasets (see data/README.md)')
+real = pytest.mark.skipif(not all((DATA / d).is_dir() for d in ('charades', 'charades_sta', 'anet', 'anet_captions', 'ego4d', 'qvhighlights')),
+                          reason=f'annotation folder {DATA} is absent or incomplete: set UNIMD_DATA to the folder '
+                          'holding the datasets (see data/README.md)')
 
 # ---------------------------------------------------------------- real files
 
