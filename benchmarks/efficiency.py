@@ -14,7 +14,7 @@ the current [B, C, T] grouped conv1d against channels-last conv2d and shifted mu
 step_fraction = step_gflop / step_s / limit_gflops. The load average is recorded beside every figure: the machine
 is shared, so compare ratios measured in the same run, not absolute times across runs.
 """
-import argparse, glob, json, os, sys, time
+import argparse, copy, glob, json, os, sys, time
 from pathlib import Path
 import torch
 import torch.nn as nn
@@ -55,6 +55,11 @@ def load():
     return round(os.getloadavg()[0], 2)
 
 
+def note(what, t0=time.perf_counter()):
+    "A progress line on stderr (stdout stays one JSON object)."
+    print(f'[efficiency {time.perf_counter() - t0:6.1f} s] {what} (load {load()})', file=sys.stderr, flush=True)
+
+
 def matmul_limit(n=2048, repeat=5):
     "fp32 GFLOP/s of an n x n x n matmul: the limit every fraction is measured against."
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -73,7 +78,8 @@ def fwd_bwd(fn, *inputs):
         for x in inputs:
             if x.grad is not None: x.grad = None
         out = fn(*inputs)
-        (sum(o.float().sum() for o in out) if isinstance(out, (list, tuple)) else out.float().sum()).backward()
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])  # ones_like keeps each output's layout
     return run
 
 
@@ -123,6 +129,50 @@ def shift_check(k=3):
     return float((y.permute(0, 2, 1) - F.conv1d(x, w, padding=k // 2, groups=4)).abs().max())
 
 
+def channels_last_depthwise(self, x, mask):
+    "MaskedConv1d.forward with the depthwise case as a channels-last conv2d (oneDNN's depthwise kernel); else as before."
+    c = self.conv
+    if c.groups == 1 or c.groups != c.in_channels or self.stride != 1: return ORIGINAL_FORWARD(self, x, mask)
+    if self.zero_input: x = x.masked_fill(~mask[:, None], 0.)
+    x4 = x[:, :, None].contiguous(memory_format=torch.channels_last)               # [B, C, 1, T] stored as [B, T, C]
+    y = F.conv2d(x4, c.weight[:, :, None], c.bias, padding=(0, c.padding[0]), groups=c.groups)[:, :, 0]  # [B, C, T]
+    return y * mask[:, None].to(y.dtype), mask
+
+
+from unimd.vision import MaskedConv1d
+ORIGINAL_FORWARD = MaskedConv1d.forward
+
+
+def with_forward(forward, fn):
+    "Run `fn` with MaskedConv1d.forward set to `forward`."
+    def run():
+        MaskedConv1d.forward = forward
+        try: return fn()
+        finally: MaskedConv1d.forward = ORIGINAL_FORWARD
+    return run
+
+
+def compare_depthwise(model, batch, repeat, n):
+    "The step with the current depthwise conv against channels-last conv2d, interleaved with the matmul limit: best times."
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    fns = {'matmul': lambda: a @ b, 'current': step_fn(model, batch),
+           'channels_last_depthwise': with_forward(channels_last_depthwise, step_fn(model, batch))}
+    ts = {k: [] for k in fns}
+    for f in fns.values(): f()
+    for _ in range(repeat):                                        # interleaved: each sees the same machine load
+        for k, f in fns.items():
+            t = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t)
+    grads = {}
+    for k, fwd in (('current', ORIGINAL_FORWARD), ('channels_last_depthwise', channels_last_depthwise)):
+        m = copy.deepcopy(model)                                   # the loss keeps an EMA of positives: same state for both
+        torch.manual_seed(0); with_forward(fwd, step_fn(m, batch))()
+        grads[k] = torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None])
+    err = float((grads['current'] - grads['channels_last_depthwise']).abs().max() / grads['current'].abs().max())
+    best_t = {k: min(v) for k, v in ts.items()}
+    return dict(s={k: best_t[k] for k in ('current', 'channels_last_depthwise')}, limit_gflops=2 * n ** 3 / best_t['matmul'] / 1e9,
+                speedup=best_t['current'] / best_t['channels_last_depthwise'], grad_rel_err=err)
+
+
 def config_shape(path, sentences=3):
     "(ModelConfig, batch size, classes) of a config file."
     d = yaml.safe_load(open(path))
@@ -138,14 +188,23 @@ def step_fn(model, batch):
     return run
 
 
-def config_flops(cfg, B, C, sentences, T=None):
+def config_flops(cfg, B, C, sentences, T0):
     "GFLOP of a training step (batch B, C classes) and of one inference video (forward, batch 1) at `cfg`'s shape."
+    "Every conv and matmul of UniMD is affine in T (levels T/2^l, points x queries; the query MLPs do not depend on T),"
+    "so FLOPs are counted at T0 and 2 T0 (multiples of the largest stride) and extrapolated to max_seq_len; `main`"
+    "checks this against a full count at its own shape."
     torch.manual_seed(0)
-    m = UniMD(cfg).train()
-    step = count(step_fn(m, random_batch(cfg, B=B, T=T, n_classes=C, n_sentences=sentences)))
-    m.eval()
-    with torch.no_grad(): infer = count(lambda: m(random_batch(cfg, B=1, T=T, n_classes=C, n_sentences=sentences)))
-    return dict(batch=B, T=T or cfg.max_seq_len, queries=C + sentences, step_gflop=step / 1e9, infer_gflop_per_video=infer / 1e9)
+    m = UniMD(cfg)
+    def at(T):
+        m.train()
+        step = count(step_fn(m, random_batch(cfg, B=B, T=T, n_classes=C, n_sentences=sentences)))
+        m.eval()
+        with torch.no_grad(): infer = count(lambda: m(random_batch(cfg, B=1, T=T, n_classes=C, n_sentences=sentences)))
+        return step, infer
+    (s1, i1), (s2, i2), T = at(T0), at(2 * T0), cfg.max_seq_len
+    line = lambda y1, y2: y1 + (y2 - y1) * (T - T0) / T0
+    return dict(batch=B, T=T, queries=C + sentences, step_gflop=line(s1, s2) / 1e9, infer_gflop_per_video=line(i1, i2) / 1e9,
+                counted_at_T=[T0, 2 * T0])
 
 
 def parts(model, batch, repeat):
@@ -211,16 +270,21 @@ def op_classes(model, batch, repeat):
     with torch.no_grad(): model(batch)
     for h in hs: h.remove()
     shapes = {}
-    for mod, shape in calls:
+    for mod, shape in calls:                                       # one measurement per distinct layer shape
         kind = 'depthwise_conv' if isinstance(mod, nn.Conv1d) and mod.groups > 1 else 'dense_conv_and_linear'
-        key = (id(mod), shape)
+        key = (type(mod).__name__, shape, str(mod))
         shapes.setdefault(key, [mod, shape, kind, 0])[3] += 1
     res = {'depthwise_conv': dict(gflop=0.0, s=0.0, calls=0), 'dense_conv_and_linear': dict(gflop=0.0, s=0.0, calls=0)}
+    layers = []
     for mod, shape, kind, n in shapes.values():
         x = torch.randn(shape, requires_grad=True)
         fn = fwd_bwd(mod, x)
+        flop, t = count(fn), best(fn, max(1, repeat - 1))
         r = res[kind]
-        r['gflop'] += n * count(fn) / 1e9; r['s'] += n * best(fn, repeat); r['calls'] += n
+        r['gflop'] += n * flop / 1e9; r['s'] += n * t; r['calls'] += n
+        layers.append(dict(layer=str(mod).split('(')[0] + f' {tuple(mod.weight.shape)}', input=list(shape), calls=n,
+                           gflop=n * flop / 1e9, s=n * t, gflops=flop / t / 1e9))
+    res['layers'] = sorted(layers, key=lambda l: -l['s'])[:12]   # where the dense time goes, slowest first
     model.zero_grad(set_to_none=True)
     return res
 
@@ -244,9 +308,10 @@ def main(argv=None):
     n = 256 if a.quick else 2048
     res = dict(config=os.path.relpath(a.config, ROOT), threads=torch.get_num_threads(), cpus=os.cpu_count(), torch=torch.__version__,
                quick=a.quick, load_start=load())
-    res['limit_gflops'] = matmul_limit(n, a.repeat + 2)
+    res['limit_gflops'] = matmul_limit(n, a.repeat + 2)          # raised below if a later interleaved matmul is faster
     res['bandwidth_gbs'] = bandwidth(16 if a.quick else 256)
     res['load_limits'] = load()
+    note('limits measured')
     model = UniMD(cfg).train()
     batch = random_batch(cfg, B=a.batch, n_classes=n_classes, n_sentences=a.sentences)
     step = step_fn(model, batch)
@@ -256,21 +321,40 @@ def main(argv=None):
     res['step_s'] = best(step, a.repeat)
     res['step_fraction'] = res['step_gflop'] / res['step_s'] / res['limit_gflops']
     res['load_step'] = load()
+    note('step measured')
+    res['depthwise_channels_last_step'] = compare_depthwise(model, batch, a.repeat, n)
+    cmp = res['depthwise_channels_last_step']
+    res['step_fraction_interleaved'] = res['step_gflop'] / cmp['s']['current'] / max(cmp['limit_gflops'], res['limit_gflops'])
+    note('depthwise comparison measured')
     res['parts'] = parts(model, batch, a.repeat)
-    for p in res['parts'].values(): p['fraction'] = p['gflop'] / p['s'] / res['limit_gflops'] if p['s'] else 0.0
+    note('parts measured')
     res['op_classes'] = op_classes(model, batch, a.repeat)
-    for p in res['op_classes'].values(): p['fraction'] = p['gflop'] / p['s'] / res['limit_gflops'] if p['s'] else 0.0
-    res['op_classes']['rest'] = dict(s=max(0.0, res['step_s'] - sum(p['s'] for p in res['op_classes'].values())),
-                                     gflop=max(0.0, res['step_gflop'] - sum(p['gflop'] for p in res['op_classes'].values())))
+    res['layers'] = res['op_classes'].pop('layers')
+    note('op classes measured')
     B, C, Tl = a.batch, cfg.channels, cfg.max_seq_len
     res['roofline'] = roofline(B, C, Tl, res['limit_gflops'], res['bandwidth_gbs'], a.repeat)
+    note('roofline measured')
     times, diff = depthwise_layouts(B, C, Tl, cfg.fpn_kernel, a.repeat)
     base = times['conv1d [B, C, T] (current)']
     res['depthwise_layouts'] = dict(k=cfg.fpn_kernel, shape=[B, C, Tl], max_abs_diff=diff, shift_check=shift_check(),
                                     s={k: v for k, v in times.items()}, speedup_vs_current={k: base / v for k, v in times.items()})
     shapes = {'quick': (cfg, a.batch, n_classes)} if a.quick else {Path(p).stem: config_shape(p) for p in sorted(glob.glob(str(ROOT / 'configs' / '*.yaml')))}
-    res['configs'] = {name: config_flops(*shape, a.sentences) for name, shape in shapes.items()}
+    T0 = cfg.strides[-1] * 2                                       # 64 and 128 at the real configs
+    res['configs'] = {name: config_flops(*shape, a.sentences, T0) for name, shape in shapes.items()}
+    mine = res['configs'].get('quick' if a.quick else Path(a.config).stem)
+    if mine: res['flop_scaling_check'] = dict(scaled=mine['step_gflop'], full=res['step_gflop'], rel_err=abs(mine['step_gflop'] / res['step_gflop'] - 1))
     res['load_end'] = load()
+    res['limit_gflops'] = max(res['limit_gflops'], cmp['limit_gflops'])   # the best matmul rate seen in this run
+    res['step_s'] = min(res['step_s'], cmp['s']['current'])
+    res['step_fraction'] = res['step_gflop'] / res['step_s'] / res['limit_gflops']
+    oc = res['op_classes']
+    oc['rest'] = dict(s=max(0.0, res['step_s'] - oc['depthwise_conv']['s'] - oc['dense_conv_and_linear']['s']),
+                      gflop=max(0.0, res['step_gflop'] - oc['depthwise_conv']['gflop'] - oc['dense_conv_and_linear']['gflop']))
+    for table in (res['parts'], oc):                              # fractions against the final limit
+        for p in table.values(): p['fraction'] = p['gflop'] / p['s'] / res['limit_gflops'] if p['s'] else 0.0
+    for l in res['layers']: l['fraction'] = l['gflops'] / res['limit_gflops']
+    for r in res['roofline'].values():
+        r['fraction'] = r['gflops'] / res['limit_gflops']; r['bound_gflops'] = min(res['limit_gflops'], r['flop_per_byte'] * res['bandwidth_gbs'])
     held = max(res['op_classes'], key=lambda k: res['op_classes'][k]['s'])
     res['held_back_by'] = held
     if a.json: print(json.dumps(res))
@@ -289,9 +373,15 @@ def report(r):
             print(f"  {k:28s} {p['gflop']:8.1f} {p['s']:8.3f} {100 * p.get('fraction', 0):8.0f}%")
     for k, p in r['roofline'].items():
         print(f"  roofline {k:16s} {p['gflops']:6.1f} GFLOP/s measured, {p['flop_per_byte']:.2f} FLOP/byte, bound {p['bound_gflops']:.0f}")
+    c = r['depthwise_channels_last_step']
+    print(f"  step with channels-last depthwise conv: {c['s']['channels_last_depthwise']:.3f} s vs {c['s']['current']:.3f} s "
+          f"({c['speedup']:.2f}x, gradients equal to {c['grad_rel_err']:.1e} relative)")
     d = r['depthwise_layouts']
     for k, v in d['s'].items(): print(f"  depthwise k={d['k']} {k:32s} {v:.4f} s ({d['speedup_vs_current'][k]:.2f}x)")
     for k, c in r['configs'].items(): print(f"  config {k:10s} step {c['step_gflop']:8.1f} GFLOP, inference {c['infer_gflop_per_video']:7.1f} GFLOP/video")
+    print('  slowest layers (forward + backward, alone at their shape):')
+    for l in r['layers'][:8]:
+        print(f"    {l['layer']:28s} in {str(l['input']):18s} x{l['calls']:<3d} {l['s']:7.3f} s {l['gflops']:6.1f} GFLOP/s ({100 * l['fraction']:.0f}%)")
     print(f"held back by: {r['held_back_by']}")
 
 

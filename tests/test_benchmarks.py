@@ -52,6 +52,8 @@ def test_efficiency_quick():
     assert r['step_gflop_torch_formula'] > r['step_gflop'] > 0     # torch's formula counts depthwise backward as dense
     assert r['depthwise_layouts']['max_abs_diff'] < 1e-4 and r['depthwise_layouts']['shift_check'] < 1e-5
     assert r['roofline']['depthwise_k3']['flop_per_byte'] < 1 < r['roofline']['pointwise_1x4']['flop_per_byte']
+    assert r['flop_scaling_check']['rel_err'] < 1e-9                # FLOPs are affine in T: two counts extrapolate exactly
+    assert r['depthwise_channels_last_step']['grad_rel_err'] < 1e-5  # the layout experiment computes the same step
 
 
 def test_grouped_conv_backward_flops():
