@@ -58,6 +58,12 @@ class DataConfig:
     allow_missing: bool = False      # drop videos without a feature file (with a warning) instead of stopping
     annotations: str = ''            # dataset 'custom': the folder `unimd dataset` wrote (annotation files, classes.txt)
     ignore_feature_spec: bool = False  # train although data.features/features.json records another grid or width (experts)
+    tad_file: str = ''               # the official repository's TAD JSON (Ego4D mq, Charades_v1_{split}.json, ANet tad.json)
+    mr_file: str = ''                # ... and its MR JSON (Ego4D nlq, charades_sta_{split}.json, ANet captions): read instead of the public files
+    text_classes: str = ''           # model.text_encoder 'released': the official classifier .npz (class queries, label-id order)
+    text_classes_layout: str = 'rows'  # its layout: 'rows' (Ego4D [C, 512]), 'columns' (Charades [512, C]), 'average' (ANet)
+    text_queries: str = ''           # ... and the folder of per-video sentence-embedding .npz files (keys features, queries)
+    text_queries_suffix: str = ''    # their name after the video id (ANet: _validationV2)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 # %% ../nbs/17_config.ipynb 9

@@ -103,7 +103,7 @@ class Predictor:
         "A Predictor from a checkpoint written by `unimd train` (EMA weights, its grid, text encoder and classes)."
         from unimd.pretrained import config_spec
         model, cfg, classes = load_trained(path, weights)
-        return cls(model, get_encoder(cfg.model), data_grid(cfg.data), classes, device=device, source=str(path),
+        return cls(model, get_encoder(cfg.model, cfg.data, classes), data_grid(cfg.data), classes, device=device, source=str(path),
                    spec=config_spec(cfg), **kwargs)
 
     @classmethod
@@ -111,7 +111,7 @@ class Predictor:
         "A Predictor from a pretrained folder or hub id (`unimd.pretrained`): weights, grid, text encoder, classes, feature spec."
         from unimd.pretrained import from_pretrained
         pt = from_pretrained(name)
-        return cls(pt.model, get_encoder(pt.cfg.model), data_grid(pt.cfg.data), pt.classes, device=device, source=str(name),
+        return cls(pt.model, get_encoder(pt.cfg.model, pt.cfg.data, pt.classes), data_grid(pt.cfg.data), pt.classes, device=device, source=str(name),
                    spec=pt.spec, **kwargs)
 
     @classmethod

@@ -241,11 +241,14 @@ def get_text_encoder(name: str = 'minilm', **kwargs) -> TextEncoder:
     return TEXT_ENCODERS[name](**kwargs)
 
 # %% ../nbs/10_text.ipynb 41
-TEXT_DIMS = {'minilm': MiniLMEncoder.dim, 'clip': 512, 'clip-random': 512, 'hash': None}   # None: any width (model.text_dim)
+TEXT_DIMS = {'minilm': MiniLMEncoder.dim, 'clip': 512, 'clip-random': 512, 'hash': None, 'released': 512}   # None: any width (model.text_dim)
 
-def get_encoder(mc):
-    "The text encoder of a model config: `mc.text_encoder` ('hash' gets the width `mc.text_dim`)."
+def get_encoder(mc, dc=None, classes=()):
+    "The text encoder of a model config: `mc.text_encoder` ('hash' gets the width `mc.text_dim`, 'released' the files `dc` names)."
     if mc.text_encoder == 'hash': return HashTextEncoder(mc.text_dim)
+    if mc.text_encoder == 'released':             # the official precomputed CLIP embeddings (unimd.official), no CLIP weights
+        from unimd.official import released_text
+        return released_text(dc, classes)
     return get_text_encoder(mc.text_encoder)
 
 # %% ../nbs/10_text.ipynb 44

@@ -200,7 +200,7 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
         from unimd.pretrained import check_feature_spec, config_spec
         check_feature_spec(config_spec(cfg), cfg.data.features, 'the config', cfg.data.ignore_feature_spec)
     tr, te = load_splits(cfg.data, world)
-    text = FrozenText(get_encoder(cfg.model), split_texts(tr, te))
+    text = FrozenText(get_encoder(cfg.model, cfg.data, tr.classes), split_texts(tr, te))
     model = build_model(cfg, tr, text).to(env.device)
     if tc.init and not (out / 'checkpoint.pt').exists(): init_weights(model, tc.init)   # fine-tune from another run
     ema = EMA(model, tc.ema_decay)
