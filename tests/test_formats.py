@@ -60,6 +60,8 @@ def test_moment_detr_scores_as_the_run(run):
     assert cli('export', run / 'run', '--format', 'moment-detr', '--out', run / 'md.jsonl')[0] == 0
     lines = [json.loads(l) for l in (run / 'md.jsonl').read_text().splitlines()]
     assert {'qid', 'query', 'vid', 'pred_relevant_windows'} <= set(lines[0]) and all(len(w) == 3 for w in lines[0]['pred_relevant_windows'])
+    gt = {json.loads(l)['qid']: json.loads(l)['query'] for l in (run / 'gt_mr.jsonl').read_text().splitlines()}
+    assert all(l['query'] == gt[l['qid']] and l['query'] for l in lines)      # the run's sentences, from its config
     assert all(a[2] >= b[2] for l in lines for a, b in zip(l['pred_relevant_windows'], l['pred_relevant_windows'][1:]))
     assert scores('mr', run / 'gt_mr.jsonl', run / 'md.jsonl', 'charades-sta') == base
 

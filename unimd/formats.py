@@ -14,7 +14,7 @@ __all__ = ['ANET_VERSION', 'MQ_CHALLENGE', 'NLQ_CHALLENGE', 'EGO4D_VERSION', 'FO
            'ranked_windows', 'activitynet_json', 'moment_detr_lines', 'ego4d_mq_submission', 'nlq_ids',
            'ego4d_nlq_submission', 'official_nlq_entries', 'validate_activitynet', 'validate_moment_detr',
            'validate_ego4d_mq', 'validate_ego4d_nlq', 'format_payload', 'write_format', 'sniff_format', 'read_format',
-           'nlq_prediction_lines', 'run_predictions', 'table_predictions', 'export_parser', 'cli_export']
+           'nlq_prediction_lines', 'run_predictions', 'run_texts', 'table_predictions', 'export_parser', 'cli_export']
 
 # %% ../nbs/06_formats.ipynb 8
 def ranked_entries(by_label: dict, top_k=None) -> list:
@@ -239,7 +239,20 @@ def run_predictions(source) -> tuple:
     tad = next((read_tad_predictions(f) for f in files if f.suffix == '.json' and f.is_file()), None)
     mr = next((read_mr_predictions(f) for f in files if f.suffix == '.jsonl' and f.is_file()), None)
     if tad is None and mr is None: raise UniMDError(f"{p} holds no predictions_tad.json or predictions_mr.jsonl: train (and evaluate) first")
-    return tad, mr, {}
+    return tad, mr, run_texts(p if p.is_dir() else p.parent) if mr else {}
+
+def run_texts(run) -> dict:
+    "{qid: sentence} of a run's test split, from the annotations its metrics.json config names ({} where they cannot be read)."
+    from unimd.config import Config, update_config
+    from unimd.splits import real_videos
+    from unimd.synthetic import make_world
+    m = Path(run) / 'metrics.json'
+    if not m.is_file(): return {}
+    try:
+        dc = update_config(Config(), json.loads(m.read_text()).get('config') or {}, str(m)).data
+        videos = make_world(dc.synthetic).split('test') if dc.dataset == 'synthetic' else real_videos(dc, 'test')[0]
+    except (UniMDError, ValueError, OSError): return {}                 # the sentences are optional in every format
+    return {s.qid: s.text for v in videos.values() for s in v.sentences}
 
 def table_predictions(df, vid: str) -> tuple:
     "(TAD, MR, texts) of one video from the predictor's table (a DataFrame or the CSV `unimd predict --csv` wrote)."
