@@ -300,8 +300,13 @@ def test_train_and_evaluate_with_the_released_embeddings(tmp_path, capsys):
     assert 'Traceback' not in err and 'nlq_query_feats' in err and 'model.text_encoder: clip' in err and err.count('\n') == 1
 
 
-def test_released_text_missing_files_one_line(tmp_path):
+@pytest.mark.parametrize('key, value, says', [('data.text_queries', 'nope', 'data.text_queries'),
+                                               ('data.text_classes', 'nope.npz', 'not an official classifier file'),
+                                               ('data.tad_file', 'nope.json', 'data.tad_file')])
+def test_released_files_missing_one_line(tmp_path, capsys, key, value, says):
     from unimd.cli import main
-    sets = [s for s in released_ego4d(tmp_path) if not s.startswith('data.text_queries')] + [f'data.text_queries={tmp_path / "nope"}']
+    sets = [s for s in released_ego4d(tmp_path) if not s.startswith(key + '=')] + [f'{key}={tmp_path / value}']
     argv = ['train', '--config', 'ego4d', '--out', str(tmp_path / 'run'), '--no-progress'] + sum((['--set', s] for s in sets), [])
     assert main(argv) == 2 and not (tmp_path / 'run' / 'checkpoint.pt').exists()
+    err = capsys.readouterr().err
+    assert says in err and value in err and 'Traceback' not in err and err.count('\n') == 1

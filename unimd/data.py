@@ -361,18 +361,28 @@ def _official_db(path, split):
 
 
 # %% ../nbs/01_data.ipynb 85
+def _label_names(path, db) -> list:
+    "Class names by label_id over every video of an official TAD file (as the official loaders build them): ids 0..C-1, one name each."
+    names = {}
+    for k, r in db.items():
+        for a in _field(r, 'annotations', path, f'video {k}'):
+            lid, label = _field(a, 'label_id', path, f'video {k}'), _field(a, 'label', path, f'video {k}')
+            if names.setdefault(lid, label) != label:
+                raise UniMDError(f"{path}: video {k}: label_id {lid} names both {names[lid]!r} and {label!r}: fix the file")
+    if sorted(names) != list(range(len(names))):
+        raise UniMDError(f"{path}: label_ids {sorted(names)[:8]}... are not 0..{len(names) - 1}: the classifier rows follow them, fix the file")
+    return [names[i] for i in range(len(names))]
+
 def read_official_tad(path, split, anet=False):
     "(videos, class names in label_id order) of an official TAD JSON; `anet`: ids get 'v_', duplicates dropped, one class."
     path, db, keep = _official_db(path, split)
-    if anet: names = {0: 'action'}
-    else: names = {_field(a, 'label_id', path, f'video {k}'): a['label'] for k, r in db.items() for a in r['annotations']}
-    videos = {}
+    names, videos = ['action'] if anet else _label_names(path, db), {}
     for k in keep:
-        r, vid = db[k], anet_vid(k) if anet else k
+        vid = anet_vid(k) if anet else k
         acts = [Action('action' if anet else a['label'], *sorted(map(float, _field(a, 'segment', path, f'video {k}'))))
-                for a in _field(db[k], 'annotations', path, f'video {k}')]
-        videos[vid] = Video(vid, float(_field(r, 'duration', path, f'video {k}')), split, list(dict.fromkeys(acts)) if anet else acts)
-    return videos, [names[i] for i in sorted(names)]
+                for a in db[k]['annotations']]
+        videos[vid] = Video(vid, float(_field(db[k], 'duration', path, f'video {k}')), split, list(dict.fromkeys(acts)) if anet else acts)
+    return videos, names
 
 
 # %% ../nbs/01_data.ipynb 87
