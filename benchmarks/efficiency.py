@@ -173,6 +173,21 @@ def compare_depthwise(model, batch, repeat, n):
                 speedup=best_t['current'] / best_t['channels_last_depthwise'], grad_rel_err=err)
 
 
+def compiled_block(B, C, T, k, repeat):
+    "One BiFPN ConvNeXt block forward + backward at [B, C, T], eager against torch.compile (inductor fuses its elementwise ops)."
+    from unimd.vision import ConvNeXtBlock
+    torch.manual_seed(0)
+    blk = ConvNeXtBlock(C, k).train()
+    x, mask = torch.randn(B, C, T, requires_grad=True), torch.ones(B, T, dtype=torch.bool)
+    def step(f):
+        def run():
+            y, _ = f(x, mask); y.backward(torch.ones_like(y))
+        return run
+    t = time.perf_counter(); cblk = torch.compile(blk); step(cblk)(); compile_s = time.perf_counter() - t
+    eager, compiled = best(step(blk), repeat), best(step(cblk), repeat)
+    return dict(shape=[B, C, T], k=k, eager_s=eager, compiled_s=compiled, speedup=eager / compiled, compile_s=compile_s)
+
+
 def config_shape(path, sentences=3):
     "(ModelConfig, batch size, classes) of a config file."
     d = yaml.safe_load(open(path))
@@ -297,6 +312,7 @@ def main(argv=None):
     ap.add_argument('--repeat', type=int, default=3)
     ap.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     ap.add_argument('--quick', action='store_true', help='tiny shape (T=64, 8 classes, 64 channels) and only this config')
+    ap.add_argument('--compile-block', action='store_true', help='also time one ConvNeXt block under torch.compile (inductor, ~20 s)')
     ap.add_argument('--json', action='store_true')
     a = ap.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
@@ -339,6 +355,7 @@ def main(argv=None):
     res['depthwise_layouts'] = dict(k=cfg.fpn_kernel, shape=[B, C, Tl], max_abs_diff=diff, shift_check=shift_check(),
                                     s={k: v for k, v in times.items()}, speedup_vs_current={k: base / v for k, v in times.items()})
     shapes = {'quick': (cfg, a.batch, n_classes)} if a.quick else {Path(p).stem: config_shape(p) for p in sorted(glob.glob(str(ROOT / 'configs' / '*.yaml')))}
+    if a.compile_block: res['compiled_block'] = compiled_block(B, C, Tl, cfg.fpn_kernel, a.repeat); note('compiled block measured')
     T0 = cfg.strides[-1] * 2                                       # 64 and 128 at the real configs
     res['configs'] = {name: config_flops(*shape, a.sentences, T0) for name, shape in shapes.items()}
     mine = res['configs'].get('quick' if a.quick else Path(a.config).stem)
@@ -355,7 +372,9 @@ def main(argv=None):
     for l in res['layers']: l['fraction'] = l['gflops'] / res['limit_gflops']
     for r in res['roofline'].values():
         r['fraction'] = r['gflops'] / res['limit_gflops']; r['bound_gflops'] = min(res['limit_gflops'], r['flop_per_byte'] * res['bandwidth_gbs'])
-    held = max(res['op_classes'], key=lambda k: res['op_classes'][k]['s'])
+    lost = {k: p['s'] - p['gflop'] / res['limit_gflops'] for k, p in oc.items()}  # seconds above what the limit would take
+    res['seconds_lost_to_limit'] = lost
+    held = max(lost, key=lost.get)
     res['held_back_by'] = held
     if a.json: print(json.dumps(res))
     else: report(res)
@@ -382,7 +401,11 @@ def report(r):
     print('  slowest layers (forward + backward, alone at their shape):')
     for l in r['layers'][:8]:
         print(f"    {l['layer']:28s} in {str(l['input']):18s} x{l['calls']:<3d} {l['s']:7.3f} s {l['gflops']:6.1f} GFLOP/s ({100 * l['fraction']:.0f}%)")
-    print(f"held back by: {r['held_back_by']}")
+    if 'compiled_block' in r:
+        c = r['compiled_block']
+        print(f"  ConvNeXt block {c['shape']} k={c['k']}: eager {c['eager_s']:.3f} s, torch.compile {c['compiled_s']:.3f} s ({c['speedup']:.2f}x; compile {c['compile_s']:.0f} s)")
+    print(f"held back by: {r['held_back_by']} (seconds above the limit per op class: "
+          + ', '.join(f'{k} {v:.2f}' for k, v in r['seconds_lost_to_limit'].items()) + ')')
 
 
 if __name__ == '__main__':
