@@ -175,7 +175,7 @@ RESUME_SAFE = {'train.eval_epochs', 'train.eval_batch_size', 'train.ckpt_every',
 
 def check_same_config(saved: dict, cfg: Config, path):
     "Refuse to resume from a checkpoint trained with another config, naming the keys that differ."
-    a, b = flatten(saved), flatten(config_dict(cfg))
+    a, b = {**flatten(config_dict(Config())), **flatten(saved)}, flatten(config_dict(cfg))   # keys added since: their default
     diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUME_SAFE]
     if diff:
         shown = '; '.join(f'{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now' for k in diff[:4])
