@@ -8,12 +8,12 @@ import argparse, json, os, platform, shlex, sys, time
 from pathlib import Path
 import numpy as np
 import torch
-import unimd
 from .core import TAD, MR, TASKS, UniMDError, Moment
 from .data import write_tad_json, write_mr_jsonl, atomic_file
 from .features import save_features
 from .synthetic import make_world
 from .config import Config, load_config, update_config
+from .checkpoint import code_version
 from .splits import load_splits
 from .train import train, score
 
@@ -99,7 +99,7 @@ def results_stem(quick=False) -> str:
 def run_notes(cfg, quick=False, reused=()) -> list:
     "What made a result: the command, the world and schedule, the code and torch versions, the threads, the runs reused."
     w, t = cfg.data.synthetic, cfg.train
-    return [f"made by: unimd demo{' --quick' if quick else ''} (unimd {unimd.__version__}, torch {torch.__version__}, "
+    return [f"made by: unimd demo{' --quick' if quick else ''} (unimd {code_version()}, torch {torch.__version__}, "
             f"{torch.get_num_threads()} CPU thread{'s' * (torch.get_num_threads() > 1)}, {platform.machine()})",
             f"world: {w.n_train} train / {w.n_test} test synthetic videos, seed {w.seed}; per model: {t.stop_epoch} "
             f"epochs, batch {t.batch_size}, lr {t.lr:g}, seed {t.seed}",
@@ -138,7 +138,8 @@ def try_commands(out, made, world, run='sync', quick=False) -> list:
             f'unimd app --checkpoint {q(ck / "checkpoint.pt")}']
 
 # %% ../nbs/22_demo.ipynb 25
-TIMES = 'measured on a shared 2-core VM, one thread: about 4 min; --quick about 1.5 min (see README)'
+TIMES = ('one thread: about 7 min of CPU time, --quick about 2.2 min; on a shared 2-core machine the wall time was '
+         '27 min and 10-14 min beside six other jobs (README)')
 
 def cli_demo(argv=None, cfg=None) -> int:
     "unimd demo [--quick] [--out DIR]: the SYNTHETIC comparison of dedicated and co-trained models (`cfg`: tests)."
