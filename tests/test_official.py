@@ -310,3 +310,23 @@ def test_released_files_missing_one_line(tmp_path, capsys, key, value, says):
     assert main(argv) == 2 and not (tmp_path / 'run' / 'checkpoint.pt').exists()
     err = capsys.readouterr().err
     assert says in err and value in err and 'Traceback' not in err and err.count('\n') == 1
+
+
+def test_charades_release_as_its_loader_reads_it():
+    "data.feature_suffix + data.features_clip: load_split gives the official I3D+CLIP features; data.l2_features the Ego4D ones."
+    from unimd.splits import load_split
+    D = FIX / 'data' / 'charades_clip'
+    cfg = load_config('charades', [f'data.tad_file={D}/Charades_v1_{{split}}.json', f'data.mr_file={D}/charades_sta_{{split}}.json',
+                                   f'data.features={D}/i3d', 'data.feature_suffix=_rgb_flow', f'data.features_clip={D}/clip', 'data.num_classes=3'])
+    split = load_split(cfg.data, 'test')
+    items = torch.load(FIX / 'official_items.pt', weights_only=False)
+    for vid, it in items['charades_clip']['items'].items():
+        torch.testing.assert_close(torch.from_numpy(split.features(vid)).T, it['tad']['feats'], atol=1e-6, rtol=0)
+    E = FIX / 'data' / 'ego4d'
+    ego = load_split(load_config('ego4d', [f'data.tad_file={E}/mq_annotations.json', f'data.features={E}/features', 'data.l2_features=true',
+                                           'data.num_classes=20']).data, 'test')
+    for vid, it in items['ego4d']['items'].items():
+        torch.testing.assert_close(torch.from_numpy(ego.features(vid)).T, it['tad']['feats'], atol=1e-6, rtol=0)
+    with pytest.raises(UniMDError, match='no features in'):
+        load_split(load_config('charades', [f'data.tad_file={D}/Charades_v1_{{split}}.json', f'data.features={D}/i3d',
+                                            'data.num_classes=3']).data, 'test')                  # no suffix: the I3D files are not found

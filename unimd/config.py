@@ -58,6 +58,9 @@ class DataConfig:
     allow_missing: bool = False      # drop videos without a feature file (with a warning) instead of stopping
     annotations: str = ''            # dataset 'custom': the folder `unimd dataset` wrote (annotation files, classes.txt)
     ignore_feature_spec: bool = False  # train although data.features/features.json records another grid or width (experts)
+    feature_suffix: str = ''         # after the video id in feature file names (the official Charades I3D files: _rgb_flow)
+    features_clip: str = ''          # official Charades I3D+CLIP: this folder's vid.npz after data.features, as its loader joins them
+    l2_features: bool = False        # every time step L2-normalised, as the official loaders feed them (official checkpoints expect it)
     tad_file: str = ''               # the official repository's TAD JSON (Ego4D mq, Charades_v1_{split}.json, ANet tad.json)
     mr_file: str = ''                # ... and its MR JSON (Ego4D nlq, charades_sta_{split}.json, ANet captions): read instead of the public files
     text_classes: str = ''           # model.text_encoder 'released': the official classifier .npz (class queries, label-id order)

@@ -20,8 +20,8 @@ __all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_RESULTS
            'official_name', 'unused_official', 'official_widths', 'config_key', 'map_official', 'read_official',
            'is_official_yaml', 'official_yaml_config', 'official_config', 'load_official', 'fixture_batch',
            'level_errors', 'detection_errors', 'train_losses', 'output_change', 'set_attr', 'official_features',
-           'official_concat', 'released_class_queries', 'ego4d_query_key', 'ReleasedText', 'released_text',
-           'import_official', 'cli_import_official', 'official_predict']
+           'official_concat', 'released_features', 'released_class_queries', 'ego4d_query_key', 'ReleasedText',
+           'released_text', 'import_official', 'cli_import_official', 'official_predict']
 
 # %% ../nbs/23_official.ipynb 5
 def official_fixtures() -> Path:
@@ -305,7 +305,18 @@ def official_concat(i3d, clip) -> torch.Tensor:
     n = min(len(i3d), len(clip))
     return torch.cat([official_features(i3d)[:n], official_features(clip)[:n]], 1)
 
-# %% ../nbs/23_official.ipynb 66
+# %% ../nbs/23_official.ipynb 63
+def released_features(dc):
+    "vid -> features [T, D] as the official loaders read them: `vid<data.feature_suffix>` in data.features, + data.features_clip, + data.l2_features."
+    from unimd.features import load_features
+    def read(vid):
+        x = load_features(dc.features, vid + dc.feature_suffix)
+        if dc.features_clip: return official_concat(x, load_features(dc.features_clip, vid)).numpy()
+        return official_features(x).numpy() if dc.l2_features else x
+    return read
+
+
+# %% ../nbs/23_official.ipynb 68
 def released_class_queries(path, layout='rows') -> torch.Tensor:
     "The official TAD classifier file as class queries [C, 512]: 'rows' (Ego4D), 'columns' (Charades [512, C]), 'average' (ANet)."
     if layout not in ('rows', 'columns', 'average'): raise UniMDError(f"layout {layout!r}: use 'rows', 'columns' or 'average'")
@@ -319,7 +330,7 @@ def ego4d_query_key(text: str) -> str:
     return text.strip('?').strip('.') + '?'
 
 
-# %% ../nbs/23_official.ipynb 68
+# %% ../nbs/23_official.ipynb 70
 class ReleasedText:
     "A text encoder answered from the released embeddings: class names -> classifier rows, sentences -> the per-video .npz."
     name, dim = 'released', 512
@@ -337,7 +348,7 @@ class ReleasedText:
         return torch.stack([self.table.get(t, self.table.get(self.key(t))) for t in texts]) if texts else torch.zeros(0, 512)
 
 
-# %% ../nbs/23_official.ipynb 71
+# %% ../nbs/23_official.ipynb 73
 def released_text(dc, classes) -> ReleasedText:
     "The 'released' text encoder a data config names: data.text_classes (+ _layout) for `classes`, data.text_queries (+ _suffix)."
     if dc is None or not (dc.text_classes or dc.text_queries):
@@ -353,7 +364,7 @@ def released_text(dc, classes) -> ReleasedText:
     return ReleasedText(classes, q, dc.text_queries, dc.text_queries_suffix, ego4d_query_key if dc.dataset == 'ego4d' else (lambda s: s), where)
 
 
-# %% ../nbs/23_official.ipynb 77
+# %% ../nbs/23_official.ipynb 79
 def import_official(checkpoint, config, out, sets=(), classes=()) -> Path:
     "Write official `checkpoint` as a unimd checkpoint at `out`, and its config beside it (out.yaml); returns the path."
     from unimd.checkpoint import save_checkpoint, code_version
@@ -383,7 +394,7 @@ def cli_import_official(argv=None) -> int:
     print(f"wrote {path} (compat: official, {len(classes)} class names) and its config {path.with_suffix('.yaml')}")
     return 0
 
-# %% ../nbs/23_official.ipynb 80
+# %% ../nbs/23_official.ipynb 82
 OFFICIAL_RESULTS = {  # the official README: checkpoint -> (config, {metric: value})
     'ego4d_mq_individual.pth.tar': ('ego4d', {'tad_mAP': 22.61, 'tad_R1@0.5': 42.82}),
     'ego4d_nlq_individual.pth.tar': ('ego4d', {'mr_R1@0.3': 13.99, 'mr_R1@0.5': 9.34}),

@@ -15,8 +15,8 @@ from .synthetic import make_world
 from .config import DataConfig
 
 # %% auto 0
-__all__ = ['Split', 'data_grid', 'real_videos', 'missing_features', 'with_features', 'load_split', 'load_splits', 'split_texts',
-           'TrainSet']
+__all__ = ['Split', 'data_grid', 'real_videos', 'missing_features', 'with_features', 'load_split', 'feature_reader',
+           'load_splits', 'split_texts', 'TrainSet']
 
 # %% ../nbs/19_splits.ipynb 5
 @dataclass
@@ -51,18 +51,19 @@ def real_videos(dc, split):
     raise UniMDError(f"data.dataset must be one of synthetic, charades, ego4d, anet, custom; got {dc.dataset!r}")
 
 # %% ../nbs/19_splits.ipynb 11
-def missing_features(folder, vids) -> list:
-    "The vids in `vids` with no feature file in `folder` (a single .h5 file is checked when read)."
+def missing_features(folder, vids, suffix='') -> list:
+    "The vids in `vids` with no feature file `vid<suffix>.*` in `folder` (a single .h5 file is checked when read)."
     folder = Path(folder)
     if folder.is_file(): return []
     if not folder.is_dir(): raise UniMDError(f"feature folder {folder} does not exist: set data.features to the folder of vid.npy files")
-    have = {p.stem for p in folder.iterdir() if p.suffix in FEATURE_EXTS}
+    have = {p.stem.removesuffix(suffix) for p in folder.iterdir() if p.suffix in FEATURE_EXTS and p.stem.endswith(suffix)}
     return [v for v in vids if v not in have]
 
 # %% ../nbs/19_splits.ipynb 13
 def with_features(videos: dict, dc: DataConfig, split: str) -> dict:
     "The videos that have a feature file in `dc.features`: all of them, or (data.allow_missing) those that do."
-    miss = set(missing_features(dc.features, videos))
+    miss = set(missing_features(dc.features, videos, dc.feature_suffix))
+    if dc.features_clip: miss |= set(missing_features(dc.features_clip, videos))
     if miss and not dc.allow_missing:
         raise UniMDError(f"{len(miss)} of {len(videos)} {split} videos have no features in {dc.features} (first: {sorted(miss)[:3]}): "
                          "extract them, or --set data.allow_missing=true to train without them")
@@ -82,7 +83,14 @@ def load_split(dc: DataConfig, split: str, world=None) -> Split:
     if dc.num_classes and len(classes) != dc.num_classes:
         raise UniMDError(f"{dc.dataset} has {len(classes)} TAD classes but data.num_classes is {dc.num_classes}: fix the config")
     if not dc.features: raise UniMDError(f"data.features is empty: point it at the {dc.dataset} feature folder (--set data.features=DIR)")
-    return Split(with_features(videos, dc, split), classes, data_grid(dc), lambda vid: load_features(dc.features, vid))
+    return Split(with_features(videos, dc, split), classes, data_grid(dc), feature_reader(dc))
+
+def feature_reader(dc: DataConfig):
+    "vid -> features [T, D] from data.features; the official layouts and normalisation through unimd.official."
+    if dc.feature_suffix or dc.features_clip or dc.l2_features:
+        from unimd.official import released_features
+        return released_features(dc)
+    return lambda vid: load_features(dc.features, vid)
 
 def load_splits(dc: DataConfig, world=None):
     "(train, test) Splits; the synthetic world is built once for both."
