@@ -356,3 +356,23 @@ def test_metrics_path_imports_no_torch(tad_files):
             "assert 'torch' not in sys.modules, 'torch imported'; print('no torch')")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert out.returncode == 0 and 'no torch' in out.stdout, out.stderr
+
+
+OFFICIAL = Path(os.environ.get('UNIMD_OFFICIAL', Path(__file__).resolve().parents[2] / 'shared' / 'official'))
+
+
+@pytest.mark.skipif(not (OFFICIAL / 'data' / 'ego4d' / 'mq_annotations.json').exists(), reason='official fixtures not available')
+def test_official_ego4d_mq_fixture_reads_and_scores_its_validation_clips(tmp_path):
+    "The official loader's MQ layout (subset, fps, segment(frames), label_id) reads as is; a training clip is left out."
+    db = json.loads((OFFICIAL / 'data' / 'ego4d' / 'mq_annotations.json').read_text())['database']
+    pred = {'results': {v: [{'label': a['label'], 'segment': a['segment'], 'score': 1.0} for a in d['annotations']] for v, d in db.items()}}
+    (tmp_path / 'pred.json').write_text(json.dumps(pred))
+    out = unimd('tad', '--benchmark', 'ego4d', '--gt', OFFICIAL / 'data' / 'ego4d' / 'mq_annotations.json', '--pred', tmp_path / 'pred.json', '--json')
+    assert out.returncode == 0 and out.stderr == '' and json.loads(out.stdout)['mAP'] == 100.0, out.stderr
+    first = next(iter(db))
+    mixed = {'database': {**db, first: {**db[first], 'subset': 'training'}}}
+    (tmp_path / 'mixed.json').write_text(json.dumps(mixed))
+    out = unimd('tad', '--benchmark', 'ego4d', '--gt', tmp_path / 'mixed.json', '--pred', tmp_path / 'pred.json', '--json')
+    assert out.returncode == 0, out.stderr
+    assert "scoring the 1 videos of subset 'validation'; left out 1 videos of other subsets (training 1)" in out.stderr
+    assert 'count as false positives' in out.stderr and json.loads(out.stdout)['mAP'] < 100.0  # its predictions now hit nothing
