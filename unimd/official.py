@@ -14,14 +14,14 @@ import unimd
 from .core import Batch, UniMDError
 from .model import UniMD, ModelConfig
 from .config import Config, load_config, config_dict, update_config, parse_sets
+from .released import official_features
 
 # %% auto 0
 __all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_RESULTS', 'official_fixtures', 'our_name',
            'official_name', 'unused_official', 'official_widths', 'config_key', 'map_official', 'read_official',
            'is_official_yaml', 'official_yaml_config', 'official_config', 'load_official', 'fixture_batch',
-           'level_errors', 'detection_errors', 'train_losses', 'output_change', 'set_attr', 'official_features',
-           'official_concat', 'released_features', 'released_class_queries', 'ego4d_query_key', 'ReleasedText',
-           'released_text', 'import_official', 'cli_import_official', 'official_predict']
+           'level_errors', 'detection_errors', 'train_losses', 'output_change', 'set_attr', 'import_official',
+           'cli_import_official', 'official_predict']
 
 # %% ../nbs/23_official.ipynb 5
 def official_fixtures() -> Path:
@@ -296,75 +296,6 @@ def set_attr(kind, name, value):
     return f
 
 # %% ../nbs/23_official.ipynb 61
-def official_features(x) -> torch.Tensor:
-    "Features [T, D] as the official loaders feed them: every time step L2-normalised."
-    return torch.nn.functional.normalize(torch.as_tensor(x, dtype=torch.float32), dim=1)
-
-def official_concat(i3d, clip) -> torch.Tensor:
-    "Charades I3D+CLIP as the official loader builds it: each part normalised, both cut to the shorter, I3D first."
-    n = min(len(i3d), len(clip))
-    return torch.cat([official_features(i3d)[:n], official_features(clip)[:n]], 1)
-
-# %% ../nbs/23_official.ipynb 63
-def released_features(dc):
-    "vid -> features [T, D] as the official loaders read them: `vid<data.feature_suffix>` in data.features, + data.features_clip, + data.l2_features."
-    from unimd.features import load_features
-    def read(vid):
-        x = load_features(dc.features, vid + dc.feature_suffix)
-        if dc.features_clip: return official_concat(x, load_features(dc.features_clip, vid)).numpy()
-        return official_features(x).numpy() if dc.l2_features else x
-    return read
-
-
-# %% ../nbs/23_official.ipynb 68
-def released_class_queries(path, layout='rows') -> torch.Tensor:
-    "The official TAD classifier file as class queries [C, 512]: 'rows' (Ego4D), 'columns' (Charades [512, C]), 'average' (ANet)."
-    if layout not in ('rows', 'columns', 'average'): raise UniMDError(f"layout {layout!r}: use 'rows', 'columns' or 'average'")
-    try: x = torch.from_numpy(np.load(path)['features']).float()
-    except (OSError, KeyError, ValueError) as e: raise UniMDError(f"{path}: not an official classifier file ({e})") from None
-    x = torch.nn.functional.normalize(x.T if layout == 'columns' else x, dim=-1)
-    return x.mean(0, keepdim=True) if layout == 'average' else x
-
-def ego4d_query_key(text: str) -> str:
-    "How the Ego4D release spells a query in its .npz files."
-    return text.strip('?').strip('.') + '?'
-
-
-# %% ../nbs/23_official.ipynb 70
-class ReleasedText:
-    "A text encoder answered from the released embeddings: class names -> classifier rows, sentences -> the per-video .npz."
-    name, dim = 'released', 512
-    def __init__(self, class_names, class_queries, sentence_folder='', suffix='', key=lambda s: s, where='the released files'):
-        self.table, self.key, self.where = {c: q for c, q in zip(class_names, class_queries)}, key, where
-        for f in sorted(Path(sentence_folder).glob(f'*{suffix}.npz')) if sentence_folder else []:
-            with np.load(f) as z: rows = list(zip(map(str, z['queries']), torch.from_numpy(z['features']).float()))
-            self.table.update({**dict(rows), **{q.strip(): v for q, v in rows}})   # captions keep a leading space there, not here
-    def encode(self, texts) -> torch.Tensor:
-        "Embeddings [N, 512] of `texts`, as the official loaders use them (no re-normalisation)."
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        miss = [t for t in texts if t not in self.table and self.key(t) not in self.table]
-        if miss: raise UniMDError(f"no released embedding for {miss[0]!r} ({len(miss)} texts missing) in {self.where}: "
-                                  "add it to those files, or embed with model.text_encoder: clip")
-        return torch.stack([self.table.get(t, self.table.get(self.key(t))) for t in texts]) if texts else torch.zeros(0, 512)
-
-
-# %% ../nbs/23_official.ipynb 73
-def released_text(dc, classes) -> ReleasedText:
-    "The 'released' text encoder a data config names: data.text_classes (+ _layout) for `classes`, data.text_queries (+ _suffix)."
-    if dc is None or not (dc.text_classes or dc.text_queries):
-        raise UniMDError("model.text_encoder 'released' needs data.text_classes (the classifier .npz) or data.text_queries "
-                         "(the folder of per-video query .npz files): set them, or use model.text_encoder: clip")
-    if dc.text_queries and not Path(dc.text_queries).is_dir():
-        raise UniMDError(f"data.text_queries {dc.text_queries}: no such folder: point it at the per-video query .npz files")
-    q = released_class_queries(dc.text_classes, dc.text_classes_layout) if dc.text_classes else torch.zeros(0, 512)
-    if dc.text_classes and len(q) != len(classes):
-        raise UniMDError(f"{dc.text_classes} holds {len(q)} class queries but the dataset has {len(classes)} TAD classes: "
-                         "fix data.text_classes or data.text_classes_layout")
-    where = ' and '.join(x for x in (dc.text_classes, dc.text_queries and f'{dc.text_queries}/*{dc.text_queries_suffix}.npz') if x)
-    return ReleasedText(classes, q, dc.text_queries, dc.text_queries_suffix, ego4d_query_key if dc.dataset == 'ego4d' else (lambda s: s), where)
-
-
-# %% ../nbs/23_official.ipynb 79
 def import_official(checkpoint, config, out, sets=(), classes=()) -> Path:
     "Write official `checkpoint` as a unimd checkpoint at `out`, and its config beside it (out.yaml); returns the path."
     from unimd.checkpoint import save_checkpoint, code_version
@@ -394,7 +325,7 @@ def cli_import_official(argv=None) -> int:
     print(f"wrote {path} (compat: official, {len(classes)} class names) and its config {path.with_suffix('.yaml')}")
     return 0
 
-# %% ../nbs/23_official.ipynb 82
+# %% ../nbs/23_official.ipynb 64
 OFFICIAL_RESULTS = {  # the official README: checkpoint -> (config, {metric: value})
     'ego4d_mq_individual.pth.tar': ('ego4d', {'tad_mAP': 22.61, 'tad_R1@0.5': 42.82}),
     'ego4d_nlq_individual.pth.tar': ('ego4d', {'mr_R1@0.3': 13.99, 'mr_R1@0.5': 9.34}),

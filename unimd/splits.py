@@ -86,9 +86,9 @@ def load_split(dc: DataConfig, split: str, world=None) -> Split:
     return Split(with_features(videos, dc, split), classes, data_grid(dc), feature_reader(dc))
 
 def feature_reader(dc: DataConfig):
-    "vid -> features [T, D] from data.features; the official layouts and normalisation through unimd.official."
+    "vid -> features [T, D] from data.features; the official layouts and normalisation through unimd.released."
     if dc.feature_suffix or dc.features_clip or dc.l2_features:
-        from unimd.official import released_features
+        from unimd.released import released_features
         return released_features(dc)
     return lambda vid: load_features(dc.features, vid)
 

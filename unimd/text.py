@@ -246,8 +246,8 @@ TEXT_DIMS = {'minilm': MiniLMEncoder.dim, 'clip': 512, 'clip-random': 512, 'hash
 def get_encoder(mc, dc=None, classes=()):
     "The text encoder of a model config: `mc.text_encoder` ('hash' gets the width `mc.text_dim`, 'released' the files `dc` names)."
     if mc.text_encoder == 'hash': return HashTextEncoder(mc.text_dim)
-    if mc.text_encoder == 'released':             # the official precomputed CLIP embeddings (unimd.official), no CLIP weights
-        from unimd.official import released_text
+    if mc.text_encoder == 'released':             # the official precomputed CLIP embeddings (unimd.released), no CLIP weights
+        from unimd.released import released_text
         return released_text(dc, classes)
     return get_text_encoder(mc.text_encoder)
 
