@@ -196,3 +196,31 @@ def test_finetune_from_an_imported_checkpoint(tmp_path):
     assert (after[w] - ref.state_dict()[w]).abs().max() < 1e-2                  # one step away from the imported weights
     bad = load_config('synthetic', sets + [f'train.init={tmp_path / "syn.pt"}'])    # our layout: no BatchNorm, 3-input fusions
     with pytest.raises(UniMDError, match='train.init'): train(bad, tmp_path / 'run2', progress=False, stop_after=1)
+
+
+def test_predictor_feeds_features_as_the_official_checkpoint_expects(tmp_path):
+    "Predictor on an imported official checkpoint with data.l2_features: the top detections of official_predict; without it, others."
+    from unimd.predictor import Predictor
+    from unimd.splits import load_split
+    from unimd.text import get_encoder
+    E = FIX / 'data' / 'ego4d'
+    sets = SMALL_SETS + ['model.text_encoder=hash', 'data.fps=30', 'data.feat_stride=16', f'data.features={E / "features"}',
+                         f'data.tad_file={E / "mq_annotations.json"}', f'data.mr_file={E / "nlq_annotations.json"}']
+    split = load_split(load_config('ego4d', sets).data, 'test')
+    top = {}
+    for l2 in ('true', 'false'):
+        ck = off.import_official(CKPT, 'ego4d', tmp_path / f'l2_{l2}.pt', sets + [f'data.l2_features={l2}'], split.classes)
+        p = Predictor.from_checkpoint(ck, device='cpu')
+        for vid, video in split.videos.items():
+            texts = [s.text for s in video.sentences]
+            df = p.encode(E / 'features' / f'{vid}.npy', duration=video.duration).detect(split.classes + texts, top_k=3)
+            top[l2, vid] = {(r.query, r.rank): (r.start, r.end, r.score) for r in df.itertuples()}
+    model = off.load_official(CKPT, 'ego4d', sets)
+    preds = off.official_predict(model, split, get_encoder(model.cfg, model.run_config.data, split.classes), ('tad', 'mr'))
+    for vid, video in split.videos.items():
+        names = {**{c: c for c in split.classes}, **{s.qid: s.text for s in video.sentences}}
+        ref = {(names[q], r): (m.start, m.end, m.score) for task in preds for q, ms in preds[task].get(vid, {}).items()
+               for r, m in enumerate(ms[:3], 1)}
+        assert set(top['true', vid]) == set(ref) and len(ref) > 20
+        np.testing.assert_allclose([top["true", vid][k] for k in ref], [ref[k] for k in ref], atol=1e-4)
+        assert not np.allclose([top['false', vid].get(k, (0, 0, 0)) for k in ref], [ref[k] for k in ref], atol=1e-2)

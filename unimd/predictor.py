@@ -18,6 +18,7 @@ from .config import Config, update_config
 from .checkpoint import load_trained
 from .text import get_encoder
 from .splits import data_grid
+from .released import official_features
 
 # %% auto 0
 __all__ = ['COLUMNS', 'encode_pyramid', 'heads', 'plan_windows', 'window_shares', 'dedup', 'parse_queries', 'features_duration',
@@ -88,7 +89,7 @@ def features_duration(T: int, grid: FeatureGrid) -> float:
 class Predictor:
     "A trained UniMD that encodes one video once and answers any number of TAD/MR queries about it."
     def __init__(self, model: UniMD, text, grid: FeatureGrid, classes=(), window=None, overlap=None,
-                 dedup_iou=0.7, device=None, extractor=None, source='model', spec=None, ignore_spec=False):
+                 dedup_iou=0.7, device=None, extractor=None, source='model', spec=None, ignore_spec=False, l2_features=False):
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         self.model, self.text, self.grid, self.classes = model.to(self.device).eval(), text, grid, list(classes)
         self.window = window or 4 * model.cfg.max_seq_len
@@ -96,6 +97,7 @@ class Predictor:
         plan_windows(self.window + 1, self.window, self.overlap)          # validate now
         self.dedup_iou, self.extractor, self.source = dedup_iou, extractor, source
         self.spec, self.ignore_spec = spec, ignore_spec     # the feature spec it was trained on (unimd.pretrained)
+        self.l2_features = l2_features                      # data.l2_features: each step L2-normalised, as in training
         self.feats = None
 
     @classmethod
@@ -104,7 +106,7 @@ class Predictor:
         from unimd.pretrained import config_spec
         model, cfg, classes = load_trained(path, weights)
         return cls(model, get_encoder(cfg.model, cfg.data, classes), data_grid(cfg.data), classes, device=device, source=str(path),
-                   spec=config_spec(cfg), **kwargs)
+                   spec=config_spec(cfg), l2_features=cfg.data.l2_features, **kwargs)
 
     @classmethod
     def from_pretrained(cls, name, device=None, **kwargs):
@@ -112,7 +114,7 @@ class Predictor:
         from unimd.pretrained import from_pretrained
         pt = from_pretrained(name)
         return cls(pt.model, get_encoder(pt.cfg.model, pt.cfg.data, pt.classes), data_grid(pt.cfg.data), pt.classes, device=device, source=str(name),
-                   spec=pt.spec, **kwargs)
+                   spec=pt.spec, l2_features=pt.cfg.data.l2_features, **kwargs)
 
     @classmethod
     def load(cls, path, device=None, **kwargs):
@@ -187,10 +189,12 @@ def encode(self, source, duration=None, vid=None):
         raise UniMDError(f"features of {self.vid} are {x.shape[1]}-d but {self.source} was trained on {self.feat_dim}-d "
                          f"features: use the feature type (extractor) the model was trained with{clip}")
     if not np.isfinite(x).all(): raise UniMDError(f"features of {self.vid} contain NaN or inf: re-extract them")
+    if self.l2_features: x = official_features(x).numpy()          # fed as the checkpoint's data.l2_features trained it
     T = len(x)
     self.duration = float(duration or dur or features_duration(T, self.grid))
     self.windows = plan_windows(T, self.window, self.overlap)
     L = round_up(max(b - a for a, b in self.windows), self.model.cfg.strides[-1])
+    if self.model.cfg.compat == 'official': L = max(L, self.model.cfg.max_seq_len)   # as its inference pads: padding reaches real steps there
     feats = torch.zeros(len(self.windows), x.shape[1], L)                               # [W, D, L]
     mask = torch.zeros(len(self.windows), L, dtype=torch.bool)                          # [W, L]
     xt = torch.from_numpy(x)
