@@ -112,6 +112,11 @@ def test_train_and_evaluate_with_the_released_embeddings(tmp_path, capsys):
     assert main(['predict', str(tmp_path / 'run' / 'checkpoint.pt'), str(feats), '-q', 'a sentence nobody embedded', '--device', 'cpu']) == 2
     err = capsys.readouterr().err
     assert 'Traceback' not in err and 'nlq_query_feats' in err and 'model.text_encoder: clip' in err and err.count('\n') == 1
+    from unimd.ablation import evaluate_checkpoint, STUDY_METRICS                # a study scores the run with the same encoder
+    from unimd.splits import load_split
+    split = load_split(load_config('ego4d', sets).data, 'test')
+    cols = evaluate_checkpoint(tmp_path / 'run', split.videos, split.features, 'ego4d')
+    assert cols == {c: final[k] for c, k in STUDY_METRICS['ego4d'].items()} and len(cols) == 4
 
 
 @pytest.mark.parametrize('key, value, says', [('data.text_queries', 'nope', 'data.text_queries'),

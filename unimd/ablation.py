@@ -110,7 +110,7 @@ def evaluate_checkpoint(folder, videos: dict, features, benchmark: str, tasks=TA
     from unimd.train import predict
     model, cfg, classes = load_trained(folder)
     split = Split(videos, classes, data_grid(cfg.data), features)
-    text = FrozenText(get_encoder(cfg.model), split_texts(split))
+    text = FrozenText(get_encoder(cfg.model, cfg.data, classes), split_texts(split))   # as the trainer: 'released' reads cfg.data
     preds = predict(model.to('cuda' if torch.cuda.is_available() else 'cpu'), split, text, tasks, batch_size)
     return study_metrics(score(split, preds, benchmark), benchmark)
 
