@@ -128,3 +128,14 @@ def test_evaluate_missing_and_malformed_files(capsys, tmp_path):
           'nope.json')
     fails(capsys, ['evaluate', 'tad', '--benchmark', 'activitynet', '--gt', str(tmp_path / 'gt.json'), '--pred', str(tmp_path / 'gt.json')],
           'gt.json', 'JSON')
+
+
+# ---------------------------------------------------------------- check
+
+def test_check_missing_feature_folder_and_config(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv('UNIMD_DATA', str(tmp_path))                # no annotations: that is said first, naming the file
+    fails(capsys, ['check', '--config', 'charades', '--features', str(tmp_path / 'nowhere')], 'Charades_v1_classes.txt', 'data/README.md')
+    fails(capsys, ['check', '--config', 'nope'], "'nope'", 'charades')
+    if not (DATA / 'charades').is_dir(): return
+    monkeypatch.setenv('UNIMD_DATA', str(DATA))
+    fails(capsys, ['check', '--config', 'charades', '--features', str(tmp_path / 'nowhere')], 'nowhere', 'does not exist')

@@ -32,7 +32,7 @@ def usage():
     lines = [f'  {name:<{width}}  {desc}' for name, (_, desc) in COMMANDS.items()]
     return 'usage: unimd COMMAND [options]\n\ncommands:\n' + '\n'.join(lines) + '\n\n`unimd COMMAND --help` for its options.'
 
-# %% ../nbs/90_cli.ipynb 7
+# %% ../nbs/90_cli.ipynb 8
 def default_threads(cores=None) -> int:
     "The CPU threads a command uses unless told: 1 below 4 cores (a shared small machine), else half the cores, at most 8."
     cores = cores or os.cpu_count() or 1
@@ -47,7 +47,7 @@ def use_threads(n=None, environ=os.environ) -> int:
     if 'torch' in sys.modules: sys.modules['torch'].set_num_threads(n)   # torch already started: set its pool directly
     return n
 
-# %% ../nbs/90_cli.ipynb 9
+# %% ../nbs/90_cli.ipynb 10
 COMMON_HELP = ('\ncommon options (every command):\n  --threads N   torch CPU threads (default: 1 on a machine with fewer than 4 '
                'cores, else half the cores, at most 8; $OMP_NUM_THREADS also sets it)')
 

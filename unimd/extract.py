@@ -41,7 +41,7 @@ def import_av():
     except ImportError as e: raise UniMDError("reading videos needs PyAV: `pip install av` (it bundles FFmpeg)") from e
     return av
 
-# %% ../nbs/30_extract.ipynb 10
+# %% ../nbs/30_extract.ipynb 11
 class VideoReader:
     "One video file opened with PyAV: its metadata, and its frames at the times of a feature grid."
     def __init__(self, path):
@@ -99,7 +99,7 @@ class VideoReader:
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
 
-# %% ../nbs/30_extract.ipynb 12
+# %% ../nbs/30_extract.ipynb 14
 def make_test_video(path, frames, fps=24, codec='ffv1'):
     "Encode frames [N, H, W, 3] uint8 into a video file with PyAV (codec ffv1 lossless in .mkv, or mpeg4/libx264 in .mp4)."
     av, frames = import_av(), np.asarray(frames, dtype=np.uint8)
@@ -116,7 +116,7 @@ def gray_ramp(n, h=48, w=64):
     "n frames [n, h, w, 3]: frame k is flat grey level 3k (k < 86), so its level names it."
     return np.broadcast_to((3 * np.arange(n, dtype=np.uint8))[:, None, None, None], (n, h, w, 3)).copy()
 
-# %% ../nbs/30_extract.ipynb 19
+# %% ../nbs/30_extract.ipynb 21
 def clip_preprocess(frames, size=224, mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711)):
     "uint8 frames [N, H, W, 3] (numpy or tensor, any device) -> CLIP input [N, 3, size, size] float32."
     if isinstance(frames, np.ndarray) and not frames.flags.writeable: frames = frames.copy()   # torch wants writable
@@ -129,7 +129,7 @@ def clip_preprocess(frames, size=224, mean=(0.48145466, 0.4578275, 0.40821073), 
     m, s = (torch.tensor(v, dtype=x.dtype, device=x.device)[:, None, None] for v in (mean, std))
     return (x - m) / s
 
-# %% ../nbs/30_extract.ipynb 22
+# %% ../nbs/30_extract.ipynb 24
 def default_device():
     "'cuda' when a GPU is visible, else 'cpu'."
     return 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -182,7 +182,7 @@ class ClipImageEncoder(ClipTextEncoder):
                 out.append(self._model.encode_image(x).float().cpu())        # [n, dim]
         return torch.cat(out) if out else torch.zeros(0, self.dim)
 
-# %% ../nbs/30_extract.ipynb 27
+# %% ../nbs/30_extract.ipynb 29
 def advance(bar, n):
     "Move a progress bar by n, never past its total (the container's duration can over-count the last steps)."
     bar.update(n if bar.total is None else max(0, min(n, bar.total - bar.n)))
@@ -205,7 +205,7 @@ def extract_features(path, encoder, grid=CHARADES_CLIP_GRID, batch_size=64, norm
     if normalize: x = F.normalize(x, dim=-1)
     return x.numpy().astype(np.float32)
 
-# %% ../nbs/30_extract.ipynb 32
+# %% ../nbs/30_extract.ipynb 34
 META_FILE = 'features.json'
 
 def read_feature_meta(folder):
@@ -236,7 +236,7 @@ def write_feature_meta(folder, meta):
     with atomic_file(folder / META_FILE, 'w') as f: json.dump(meta, f, indent=1)
     return folder / META_FILE
 
-# %% ../nbs/30_extract.ipynb 33
+# %% ../nbs/30_extract.ipynb 36
 def extractor_meta(encoder, grid, normalize=False):
     "What `features.json` records about features made by `encoder` on `grid`."
     return dict(extractor=encoder.name, dim=int(encoder.dim), fps=float(grid.fps), stride=int(grid.stride),
@@ -253,7 +253,7 @@ def extract_video(path, folder, encoder, grid=CHARADES_CLIP_GRID, vid=None, over
     write_feature_meta(folder, meta)
     return save_features(folder, vid, x)
 
-# %% ../nbs/30_extract.ipynb 38
+# %% ../nbs/30_extract.ipynb 41
 def find_videos(paths):
     "Video files among `paths` (files, or folders searched for VIDEO_EXTS), with unique stems."
     out = []
