@@ -213,7 +213,9 @@ def official_config(sd: dict, config='ego4d', sets=(), source='checkpoint') -> C
                          f"it belongs to another config (use the one for {w['feat_dim']}-d features, or --set model.feat_dim={w['feat_dim']})")
     try: mc = dataclasses.replace(cfg.model, compat='official', **w)
     except UniMDError as e: raise UniMDError(f"{source} with config {config!r}: {e}") from None
-    return dataclasses.replace(cfg, model=mc)
+    said = any(s.split('=')[0].strip() == 'data.l2_features' for s in sets)
+    dc = cfg.data if said else dataclasses.replace(cfg.data, l2_features=True)   # official loaders L2-normalise every step
+    return dataclasses.replace(cfg, model=mc, data=dc)
 
 def load_official(checkpoint, config='ego4d', sets=(), device='cpu') -> UniMD:
     "An official UniMD checkpoint as a unimd model (compat official, eval mode); `config` a name or YAML path."
