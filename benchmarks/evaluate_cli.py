@@ -56,7 +56,7 @@ def run(cmd, env):
 def phases(folder):
     "Seconds of each phase of one in-process run of the new code (imports first, in a fresh interpreter)."
     code = f'''import json, time
-t0 = time.perf_counter(); import unimd.cli, unimd.evaluate as E; t1 = time.perf_counter()
+t0 = time.perf_counter(); import unimd.cli, unimd.evaluate_cli as E; t1 = time.perf_counter()
 g = E.read_tad_gt({str(folder / 'gt.json')!r}); t2 = time.perf_counter()
 p = E.read_tad_pred({str(folder / 'pred.json')!r}); t3 = time.perf_counter()
 g = E.scored_gt(g, None, 'activitynet'); E.unmatched_tad(g, p, 'activitynet'); t4 = time.perf_counter()

@@ -8,7 +8,8 @@ offline). Per length: encode and detect seconds, seconds per hour of video, peak
 before encoding, and the peak of Python-level allocations (tracemalloc; torch tensors are not in it). Then a
 least-squares line time = a + b * minutes, its R^2, and the log-log slope between the two longest videos
 (1.0 = linear), and the same line against the steps the windows actually process (window count x padded window
-length): `plan_windows` uses the fewest full-length windows, so the work is a staircase in the video's length. A fresh process per length keeps each peak its own (--quick: one process).
+length): `plan_windows` takes the fewest windows and shrinks them to cover the video at the overlap, so the work
+grows with the length (up to window / (window - overlap) steps per step), not in steps of whole windows. A fresh process per length keeps each peak its own (--quick: one process).
 
     python benchmarks/long_video.py [--json] [--minutes 1 10 60 120] [--threads N]
     python benchmarks/long_video.py --quick --json     # tiny model, 1-8 minutes, for the tests

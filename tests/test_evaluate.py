@@ -9,7 +9,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import reference_eval as ref
 from unimd.core import UniMDError
 from unimd.evaluate import (TAD_THRESHOLDS, MR_MAP_THRESHOLDS, tad_table, tad_average_precision, topk_recall,
-                            charades_map, mr_recall, mr_miou, mr_map, evaluate_tad, evaluate_mr, cli_evaluate)
+                            charades_map, mr_recall, mr_miou, mr_map, evaluate_tad, evaluate_mr)
+from unimd.evaluate_cli import cli_evaluate
 
 DATA = Path(os.environ.get('UNIMD_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
 SEEDS = range(8)
@@ -333,7 +334,7 @@ def test_cli_warns_about_predictions_it_ignores(tad_files):
 
 def test_fast_reader_equals_careful_reader(tmp_path):
     "The column fast path and the record-by-record path build identical tables (ints, floats, int labels, empty videos)."
-    from unimd.evaluate import read_tad_pred, read_tad_gt, _pred_rows_checked, _gt_rows_checked
+    from unimd.evaluate_cli import read_tad_pred, read_tad_gt, _pred_rows_checked, _gt_rows_checked
     rng = np.random.default_rng(1)
     res = {f'v{i}': [{'segment': [int(s), float(s) + float(rng.random())], 'label': int(rng.integers(3)) if rng.random() < .2 else f'c{rng.integers(9)}',
                       'score': float(rng.random())} for s in rng.integers(0, 99, rng.integers(0, 30))] for i in range(60)}

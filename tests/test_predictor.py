@@ -92,10 +92,13 @@ def test_same_moments_as_training_evaluation(trained, pred):
 def test_plan_windows_cover_and_overlap():
     rng = np.random.default_rng(0)
     for _ in range(200):
-        W = int(rng.integers(8, 300)); O = int(rng.integers(0, W)); T = int(rng.integers(1, 2000))
-        wins = plan_windows(T, W, O)
+        W = int(rng.integers(8, 300)); O = int(rng.integers(0, W)); T = int(rng.integers(1, 2000)); m = int(rng.choice([1, 4, 32]))
+        wins = plan_windows(T, W, O, m)
         assert wins[0][0] == 0 and wins[-1][1] == T
-        assert all(0 < b - a <= W for a, b in wins)
+        assert all(0 < b - a <= W for a, b in wins) and len({b - a for a, b in wins}) == 1
+        assert len(wins) == len(plan_windows(T, W, O))                                   # the fewest windows, as before
+        if len(wins) > 1 and W % m == 0: assert (wins[0][1] - wins[0][0]) % m == 0       # a stride multiple
+        assert sum(b - a for a, b in wins) <= T + (len(wins) - 1) * O + len(wins) * (m - 1) + len(wins)  # no staircase
         assert all(b0 - a1 >= O for (_, b0), (a1, _) in zip(wins[:-1], wins[1:]))       # neighbours overlap enough
         shares = window_shares(wins, T)
         assert shares[0][0] == 0 and all(h0 == l1 for (_, h0), (l1, _) in zip(shares[:-1], shares[1:]))
@@ -103,6 +106,15 @@ def test_plan_windows_cover_and_overlap():
             assert a <= lo and (min(hi, T) <= b)                                         # <= O fit in its window
             if len(wins) > 1: assert lo - a >= O / 2 - 1 or a == 0
     with pytest.raises(UniMDError, match='overlap < window'): plan_windows(10, 5, 5)
+
+
+def test_plan_windows_work_grows_linearly():
+    "Steps processed per real step stay within window / (window - overlap) for every length (Ego4D's 4,096 / 1,024)."
+    lengths = np.arange(4097, 40_000, 331)
+    work = np.array([sum(b - a for a, b in plan_windows(T, 4096, 1024, 32)) for T in lengths]) / lengths
+    assert work.min() >= 1 and work.max() <= 4096 / 3072 + 0.02
+    whole = np.array([len(plan_windows(T, 4096, 1024)) * 4096 for T in lengths]) / lengths
+    assert whole.max() > 1.6                                             # what whole windows would have cost
 
 
 def test_dedup_keeps_best_of_duplicates():

@@ -14,7 +14,7 @@ __all__ = ['COMMANDS', 'COMMON_HELP', 'usage', 'default_threads', 'use_threads',
 COMMANDS = {
     'demo':     ('unimd.demo', 'train dedicated and co-trained models on the synthetic world and compare them'),
     'stats':    ('unimd.stats', "reproduce the paper's dataset statistics from the real annotations"),
-    'evaluate': ('unimd.evaluate', 'score TAD or MR predictions with the official-equivalent metrics'),
+    'evaluate': ('unimd.evaluate_cli', 'score TAD or MR predictions with the official-equivalent metrics'),
     'train':    ('unimd.train', 'train a UniMD model from a config'),
     'extract':  ('unimd.extract', 'CLIP image features of video files, one .npy [T, D] per video (for training and prediction)'),
     'predict':  ('unimd.predictor', 'ranked moments for class names and sentences (default: every class) in one video or feature file'),

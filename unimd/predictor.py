@@ -39,21 +39,22 @@ def heads(model: UniMD, pyramid, qemb, qmask) -> Outputs:
     return Outputs(logits, reg, points, torch.cat(masks, 1))
 
 # %% ../nbs/31_predictor.ipynb 12
-def plan_windows(T: int, window: int, overlap: int) -> list:
-    "Windows [(start, end)] of at most `window` steps covering T steps, neighbours overlapping by >= `overlap` steps."
+def plan_windows(T: int, window: int, overlap: int, multiple: int = 1) -> list:
+    "The fewest windows [(start, end)] of at most `window` steps covering T steps, neighbours overlapping by >= `overlap`."
     if window < 1 or not 0 <= overlap < window:
         raise UniMDError(f"need window >= 1 and 0 <= overlap < window, got window={window}, overlap={overlap}")
     if T <= window: return [(0, T)]
     n = math.ceil((T - overlap) / (window - overlap))                     # windows needed at this overlap
-    starts = np.linspace(0, T - window, n).round().astype(int)            # spread evenly: the last one ends at T
-    return [(int(a), int(a) + window) for a in starts]
+    size = min(window, T, round_up(math.ceil((T + (n - 1) * overlap) / n), multiple))   # n * size - (n-1) * overlap >= T
+    starts = np.linspace(0, T - size, n).round().astype(int)              # spread evenly: the last one ends at T
+    return [(int(a), int(a) + size) for a in starts]
 
 def window_shares(wins: list, T: int) -> list:
     "The part [lo, hi) of the time axis (in steps) each window owns: overlaps are split at their middle."
     cuts = [0.0] + [(b_prev + a) / 2 for (_, b_prev), (a, _) in zip(wins[:-1], wins[1:])] + [float('inf')]
     return list(zip(cuts[:-1], cuts[1:]))
 
-# %% ../nbs/31_predictor.ipynb 14
+# %% ../nbs/31_predictor.ipynb 16
 def dedup(moments: list, iou: float) -> list:
     "Moments sorted by score, dropping any that overlaps a better one by tIoU >= `iou`."
     ms = sorted(moments, key=lambda m: -m.score)
@@ -64,7 +65,7 @@ def dedup(moments: list, iou: float) -> list:
         if not any(ov[i, j] >= iou for j in keep): keep.append(i)
     return [ms[i] for i in keep]
 
-# %% ../nbs/31_predictor.ipynb 17
+# %% ../nbs/31_predictor.ipynb 19
 def parse_queries(queries, classes=()) -> list:
     "Strings or Query objects -> unique Query objects: known class names become TAD queries, other texts MR sentences."
     if isinstance(queries, (str, Query)): queries = [queries]
@@ -80,12 +81,12 @@ def parse_queries(queries, classes=()) -> list:
     if not out: raise UniMDError("no queries: give at least one class name or sentence")
     return out
 
-# %% ../nbs/31_predictor.ipynb 20
+# %% ../nbs/31_predictor.ipynb 22
 def features_duration(T: int, grid: FeatureGrid) -> float:
     "The seconds covered by T feature steps: up to the end of the last clip."
     return float((T - 1) * grid.dt + grid.frames_per_clip / grid.fps)
 
-# %% ../nbs/31_predictor.ipynb 22
+# %% ../nbs/31_predictor.ipynb 24
 class Predictor:
     "A trained UniMD that encodes one video once and answers any number of TAD/MR queries about it."
     def __init__(self, model: UniMD, text, grid: FeatureGrid, classes=(), window=None, overlap=None,
@@ -131,7 +132,7 @@ class Predictor:
         return (f'Predictor({self.source}: {self.feat_dim}-d features every {g.dt:.3g} s, {self.text.name} queries, '
                 f'{len(self.classes)} TAD classes)')
 
-# %% ../nbs/31_predictor.ipynb 25
+# %% ../nbs/31_predictor.ipynb 27
 def _features_of(self, source, vid=None):
     "Features [T, D], duration (or None) and name of `source`: an array, a feature file, or a video file."
     if isinstance(source, (np.ndarray, torch.Tensor)):
@@ -177,7 +178,7 @@ def _extract(self, path):
 
 Predictor._features_of, Predictor._extract = _features_of, _extract
 
-# %% ../nbs/31_predictor.ipynb 27
+# %% ../nbs/31_predictor.ipynb 29
 @torch.no_grad()
 def encode(self, source, duration=None, vid=None):
     "Run the vision encoder once on a video file, a feature file or an array [T, D]; returns self (for chaining)."
@@ -192,7 +193,7 @@ def encode(self, source, duration=None, vid=None):
     if self.l2_features: x = official_features(x).numpy()          # fed as the checkpoint's data.l2_features trained it
     T = len(x)
     self.duration = float(duration or dur or features_duration(T, self.grid))
-    self.windows = plan_windows(T, self.window, self.overlap)
+    self.windows = plan_windows(T, self.window, self.overlap, self.model.cfg.strides[-1])   # as short as covering T allows
     L = round_up(max(b - a for a, b in self.windows), self.model.cfg.strides[-1])
     if self.model.cfg.compat == 'official': L = max(L, self.model.cfg.max_seq_len)   # as its inference pads: padding reaches real steps there
     feats = torch.zeros(len(self.windows), x.shape[1], L)                               # [W, D, L]
@@ -208,7 +209,7 @@ def _autocast(self):
 
 Predictor.encode, Predictor._autocast = encode, _autocast
 
-# %% ../nbs/31_predictor.ipynb 30
+# %% ../nbs/31_predictor.ipynb 32
 COLUMNS = ['query', 'task', 'rank', 'start', 'end', 'score']
 
 @torch.no_grad()
@@ -239,7 +240,7 @@ def detect(self, queries, top_k=5, min_score=0.0) -> pd.DataFrame:
 
 Predictor.detect = detect
 
-# %% ../nbs/31_predictor.ipynb 40
+# %% ../nbs/31_predictor.ipynb 42
 def ground_truth(video: Video, query: Query) -> np.ndarray:
     "The ground-truth segments [n, 2] of `query` in `video`, matching MR sentences by text when the ids differ."
     if query.task == MR and not any(s.qid == query.qid for s in video.sentences):
@@ -275,14 +276,14 @@ def plot(self, df, video=None, top_k=3, ax=None):
 
 Predictor.plot = plot
 
-# %% ../nbs/31_predictor.ipynb 43
+# %% ../nbs/31_predictor.ipynb 45
 def timeline_png(ax, dpi=110) -> bytes:
     "The figure of `ax` as PNG bytes (the figure is closed)."
     import io, matplotlib.pyplot as plt
     buf = io.BytesIO(); ax.figure.savefig(buf, format='png', dpi=dpi, bbox_inches='tight'); plt.close(ax.figure)
     return buf.getvalue()
 
-# %% ../nbs/31_predictor.ipynb 45
+# %% ../nbs/31_predictor.ipynb 47
 def predict_parser():
     ap = argparse.ArgumentParser(prog='unimd predict', description='detect moments for text queries in one video with a trained checkpoint')
     ap.add_argument('checkpoint', help='checkpoint.pt written by `unimd train`, a pretrained folder or a hub id (owner/name)')
