@@ -33,6 +33,36 @@ def test_gpu_sh_syntax_and_dry_run(tmp_path):
     from gpu_results import latest, figure
     assert latest(tmp_path) is None                                # a dry run is never taken for a device's figures
     assert figure('stages.steps.fp32.s', tmp_path, dry_run=True) == st['fp32']['s']
+    from gpu_results import describe, NO_RUN
+    assert describe('steps', tmp_path) == NO_RUN                   # what the notebooks print until a device has run it
+    lines = {k: describe(k, tmp_path, dry_run=True) for k in ('steps', 'ablations', 'extract', 'ddp')}
+    assert all(l.startswith('cpu (') and 'failed' not in l for l in lines.values()), lines
+    assert f"fp32 {st['fp32']['s']:.3f} s" in lines['steps'] and lines['ablations'].count(' queries)') == 18
+
+
+def test_gpu_results_describe_a_device_run(tmp_path):
+    "The notebooks' figure lines from a device run's JSON (built as gpu_run.py writes it); dry runs and errors kept apart."
+    sys.path.insert(0, str(B))
+    from gpu_results import describe, NO_RUN
+    step = lambda s, gib: dict(s=s, peak_gib=gib, tflops=300 / s / 1e3)
+    run_ = dict(device='NVIDIA H200', dry_run=False, torch='2.14.1', date='2026-12-02T10:00:00Z', stages=dict(
+        steps=dict(shape=dict(batch=2, T=1024, classes=110, sentences=3), step_gflop=453.0, peak_table_key='H200',
+                   fp32=step(0.2, 9.5), bf16={**step(0.1, 6.0), 'mfu': 0.0046},
+                   bf16_compile={**step(0.08, 5.5), 'compile_and_first_step_s': 41.0}, speedup_bf16_vs_fp32=2.0,
+                   speedup_compile_vs_bf16=1.25),
+        ablations=dict(runs=[dict(study='sampling', run='sync', mode='cotrain', queries=113, s=0.11, peak_gib=6.1),
+                             dict(study='loss weights', run='3-1', mode='cotrain', queries=113, s=0.12, peak_gib=6.2)]),
+        extract=dict(error='RuntimeError: no open_clip'), ddp=dict(skipped='budget: 430 s > 420 s')))
+    (tmp_path / 'gpu-dry-run-2026-12-03.json').write_text(json.dumps({**run_, 'dry_run': True, 'date': '2026-12-03T00:00:00Z'}))
+    assert describe('steps', tmp_path) == NO_RUN                   # only a dry run so far
+    (tmp_path / 'gpu-NVIDIA_H200-2026-12-02.json').write_text(json.dumps(run_))
+    s = describe('steps', tmp_path)
+    assert s.startswith('NVIDIA H200 (2026-12-02, torch 2.14.1): training step at batch 2, T 1024, 110 classes + 3 sentences (453 GFLOP)')
+    assert 'fp32 0.200 s, bf16 0.100 s (2.00x)' in s and 'peak memory 9.5 GiB / 6.0 GiB / 5.5 GiB' in s and 'MFU 0.5%' in s
+    a = describe('ablations', tmp_path, study='sampling')
+    assert 'sync (cotrain, 113 queries) 0.110 s, 6.1 GiB' in a and '3-1' not in a
+    assert describe('extract', tmp_path).endswith('extract failed: RuntimeError: no open_clip')
+    assert describe('ddp', tmp_path).endswith('ddp skipped (budget: 430 s > 420 s)')
 
 
 def test_device_peak_table():
