@@ -45,7 +45,7 @@ def plan_windows(T: int, window: int, overlap: int, multiple: int = 1) -> list:
         raise UniMDError(f"need window >= 1 and 0 <= overlap < window, got window={window}, overlap={overlap}")
     if T <= window: return [(0, T)]
     n = math.ceil((T - overlap) / (window - overlap))                     # windows needed at this overlap
-    size = min(window, T, round_up(math.ceil((T + (n - 1) * overlap) / n), multiple))   # n * size - (n-1) * overlap >= T
+    size = min(window, round_up(math.ceil((T + (n - 1) * overlap) / n), multiple))   # n * size - (n-1) * overlap >= T
     starts = np.linspace(0, T - size, n).round().astype(int)              # spread evenly: the last one ends at T
     return [(int(a), int(a) + size) for a in starts]
 
