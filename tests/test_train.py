@@ -3,6 +3,7 @@ import io, os, contextlib
 from pathlib import Path
 import numpy as np, pytest, torch
 from unimd.core import TAD, MR, UniMDError
+from unimd.data import data_root
 from unimd.text import HashTextEncoder, FrozenText, get_encoder
 from unimd.sampler import make_sampler, video_tasks
 from unimd.model import UniMD
@@ -157,6 +158,7 @@ def test_checkpoint_of_another_config_is_refused(run):
     with pytest.raises(UniMDError, match='trained with another config.*train.lr: 0.001 in the checkpoint, 0.01 now'):
         train(tiny('train.lr=0.01'), out, progress=False)
 
+@pytest.mark.skipif(not (data_root() / 'charades').is_dir(), reason='needs the Charades annotations under $UNIMD_DATA (data/README.md)')
 def test_feature_folder_with_missing_videos(tmp_path):
     dc = DataConfig(dataset='charades', features=str(tmp_path), fps=24, feat_stride=4)
     vids = ['3MSZA', 'YSKX3']
