@@ -1,10 +1,12 @@
-"""Run every notebook as `nbdev_test` does; `--skip data` also leaves out the cells marked `#| data` (the checks that
-read the real annotation files), for a clone without them. Prints one line per failing notebook; exit 1 if any failed.
+"""Run every notebook as `nbdev_test` does, but each in a fresh process (as in a fresh kernel); `--skip data` also
+leaves out the cells marked `#| data` (the checks that read the real annotation files), for a clone without them.
+Prints one line per failing notebook; exit 1 if any failed.
 
     python tests/run_notebooks.py [--skip data] [--n_workers 2] [--path nbs/X.ipynb]
 """
-import argparse, sys
-from fastcore.parallel import parallel
+import argparse, multiprocessing, sys
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from nbdev.config import get_config
 from nbdev.doclinks import nbglob
 from nbdev.test import test_nb
@@ -20,8 +22,11 @@ def main(argv=None):
     files = sorted(f.absolute() for f in nbglob(a.path, as_path=True))
     if not files: print('run_notebooks: no notebooks found', file=sys.stderr); return 1
     skip = cfg.tst_flags.split() + a.skip
-    results = parallel(test_nb, files, skip_flags=skip, n_workers=min(a.n_workers, len(files)),
-                       basepath=cfg.config_path, pause=0.01)
+    # each notebook in a fresh process, as in a fresh Jupyter kernel: none sees another's imports or state
+    run = partial(test_nb, skip_flags=skip, basepath=cfg.config_path)
+    with ProcessPoolExecutor(max(1, min(a.n_workers, len(files))), multiprocessing.get_context('forkserver'),
+                             max_tasks_per_child=1) as pool:
+        results = list(pool.map(run, files))
     failed = [f.name for (ok, _), f in zip(results, files) if not ok]
     for name in failed: print(f'notebook failed: {name}', file=sys.stderr)
     print(f"notebooks: {len(files) - len(failed)} of {len(files)} passed" + (f" (cells marked {' '.join(a.skip)} skipped)" if a.skip else ''))
