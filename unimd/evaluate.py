@@ -152,7 +152,7 @@ def greedy_match(pkey, pseg, pscore, gkey, gseg, thresholds):
         tp[t, p[starts[s]]] = True
     return tp
 
-# %% ../nbs/05_evaluate.ipynb 19
+# %% ../nbs/05_evaluate.ipynb 20
 def interpolated_ap(tp, key, score, npos):
     "VOC interpolated AP [T, C] from hits `tp` [T, N] of predictions with class `key` [N], and GT counts `npos` [C]."
     tp, key, npos = np.atleast_2d(tp), np.asarray(key), np.asarray(npos)
@@ -171,7 +171,7 @@ def interpolated_ap(tp, key, score, npos):
         ap[t] = np.bincount(kh, weights=env, minlength=len(npos))
     return np.divide(ap, npos, out=np.zeros_like(ap), where=npos > 0)
 
-# %% ../nbs/05_evaluate.ipynb 20
+# %% ../nbs/05_evaluate.ipynb 22
 def _tad_codes(gt, pred):
     "Shared codes: class index of each row (-1 for a class without GT), key = video * C + class, and the classes."
     classes = gt.coded('labels')[0]                                # = np.unique(gt.labels)
@@ -187,7 +187,7 @@ def tad_average_precision(gt, pred, thresholds):
     tp = greedy_match(pkey[ok], pred.segments[ok], pred.scores[ok], gkey, gt.segments, thresholds)
     return interpolated_ap(tp, pc[ok], pred.scores[ok], np.bincount(gc, minlength=len(classes))), classes
 
-# %% ../nbs/05_evaluate.ipynb 32
+# %% ../nbs/05_evaluate.ipynb 34
 def topk_recall(gt, pred, ks=(1, 5), thresholds=(0.3, 0.5)):
     "Ego4D MQ Recall [K, T]: share of GT instances with tIoU > t to one of the top k*n predictions of its video and class."
     gc, pc, gkey, pkey, _ = _tad_codes(gt, pred)
@@ -205,7 +205,7 @@ def topk_recall(gt, pred, ks=(1, 5), thresholds=(0.3, 0.5)):
         np.minimum.at(best[t], gi[m], rank[pi[m]])
     return np.array([[(best[t] < k * n).mean() if len(n) else 0.0 for t in range(len(thresholds))] for k in ks])
 
-# %% ../nbs/05_evaluate.ipynb 36
+# %% ../nbs/05_evaluate.ipynb 38
 def frame_grid(gt, pred, n_frames=25):
     "Per-frame labels [C, F] (bool) and scores [C, F] over the F = 25 * V frames of all GT videos, and the classes."
     vids = np.array(list(gt.durations), dtype=str)                  # file order: it orders tied frames
@@ -238,7 +238,7 @@ def charades_map(gt, pred, n_frames=25):
     if not labels.any(): raise UniMDError('no sampled frame is covered by a ground-truth segment: the frame mAP is undefined')
     return float(np.nanmean(frame_ap(labels, scores)))
 
-# %% ../nbs/05_evaluate.ipynb 41
+# %% ../nbs/05_evaluate.ipynb 43
 def mr_columns(gt, pred, top=None):
     "Flatten MR windows: GT (query [M], seg [M, 2]) and predictions (query [N], seg [N, 2], score [N], rank [N])."
     qidx = {q: i for i, q in enumerate(gt)}
@@ -278,7 +278,7 @@ def mr_map(gt, pred, thresholds=MR_MAP_THRESHOLDS, top=10):
     ap = interpolated_ap(tp, pq, pscore, np.bincount(gq, minlength=len(gt)))  # [T, Q]
     return float(ap.mean()) if len(gt) else 0.0
 
-# %% ../nbs/05_evaluate.ipynb 47
+# %% ../nbs/05_evaluate.ipynb 49
 def _key(t): return f'{round(float(t), 2):g}'
 
 def as_tad_table(x, gt=False):
@@ -321,7 +321,7 @@ def evaluate_mr(gt, pred, benchmark='charades-sta'):
     res = {f'R{k}@{_key(t)}': 100 * float(r[i, j]) for i, k in enumerate((1, 5)) for j, t in enumerate(ts)}
     return {**res, 'mIoU': 100 * mr_miou(gt, pred), 'mAP': 100 * mr_map(gt, pred)}
 
-# %% ../nbs/05_evaluate.ipynb 50
+# %% ../nbs/05_evaluate.ipynb 52
 def pr_curve(gt, pred, label, threshold=0.5):
     "Raw precision and recall [N] after each prediction of class `label` (score order) and its AP at `threshold`."
     gt_c = tad_table(r for r in zip(gt.vids, gt.labels, *gt.segments.T, gt.scores) if r[1] == label)

@@ -60,7 +60,7 @@ def feature_file(folder, vid):
     raise UniMDError(f"no features for video {vid!r}: {folder / vid}.npy (or .pt/.h5) is missing; "
                      f"extract them or drop the video from the split")
 
-# %% ../nbs/03_features.ipynb 9
+# %% ../nbs/03_features.ipynb 10
 def _pick(named, path, vid):
     "The one array in a dict-like container (a lone entry, else `vid`, 'feats' or 'features')."
     keys = list(named.keys())
@@ -88,7 +88,7 @@ def _read_array(path, vid):
         raise UniMDError(f"cannot read features of video {vid!r} from {path}: {why}; give the [T, D] array `unimd extract` writes") from None
     raise UniMDError(f"{path}: unknown feature format (use one of {FEATURE_EXTS})")
 
-# %% ../nbs/03_features.ipynb 10
+# %% ../nbs/03_features.ipynb 12
 def check_features(x, path, vid):
     "A finite float32 array [T, D], or an error naming the file and the bad steps."
     x = np.asarray(x)
@@ -106,7 +106,7 @@ def load_features(folder, vid):
     path = feature_file(folder, vid)
     return check_features(_read_array(path, vid), path, vid)
 
-# %% ../nbs/03_features.ipynb 12
+# %% ../nbs/03_features.ipynb 15
 def save_features(folder, vid, x, fmt='npy'):
     "Write features [T, D] of `vid` as folder/vid.<fmt> (npy, pt or h5) atomically; returns the path."
     if fmt not in ('npy', 'pt', 'h5'): raise UniMDError(f"unknown feature format {fmt!r}: use npy, pt or h5")
@@ -119,7 +119,7 @@ def save_features(folder, vid, x, fmt='npy'):
             with h5py.File(f, 'w') as h: h.create_dataset('feats', data=x)
     return path
 
-# %% ../nbs/03_features.ipynb 17
+# %% ../nbs/03_features.ipynb 20
 def resample(x, T_new):
     "Linearly interpolate features [T, D] to [T_new, D] along time (numpy or torch in, same type out)."
     if isinstance(x, torch.Tensor): return torch.from_numpy(resample(x.detach().cpu().numpy(), T_new))
@@ -136,7 +136,7 @@ def concat_features(a, b):
     if isinstance(a, torch.Tensor): return torch.cat([a, resample(torch.as_tensor(b), len(a)).to(a)], 1)
     return np.concatenate([a, resample(b, len(a)).astype(np.asarray(a).dtype)], 1)
 
-# %% ../nbs/03_features.ipynb 20
+# %% ../nbs/03_features.ipynb 23
 def crop_length(T, max_len, crop_ratio=(0.9, 1.0), rng=None):
     "The window length for a sequence of T steps: max_len if longer, else a random crop_ratio fraction of T."
     if T > max_len: return max_len
@@ -153,7 +153,7 @@ def kept_fraction(segments, start, end):
     with np.errstate(divide='ignore', invalid='ignore'):
         return np.where(e > s, inter / np.where(e > s, e - s, 1), inside)     # [n]
 
-# %% ../nbs/03_features.ipynb 21
+# %% ../nbs/03_features.ipynb 25
 def random_crop(feats, segments_per_query, max_len, trunc_thresh=0.5, crop_ratio=(0.9, 1.0), rng=None, max_trials=200):
     "Cut feats [T, D] to a random window; returns (feats [L, D], segments per query in window steps, window start)."
     rng = np.random.default_rng() if rng is None else rng
@@ -167,7 +167,7 @@ def random_crop(feats, segments_per_query, max_len, trunc_thresh=0.5, crop_ratio
     out = [(s[kept_fraction(s, st, st + L) >= trunc_thresh].clip(st, st + L) - st) for s in segs]
     return feats[st:st + L], out, st
 
-# %% ../nbs/03_features.ipynb 24
+# %% ../nbs/03_features.ipynb 28
 @dataclass
 class VideoItem:
     "One video for a batch: features [T, D], their grid, and queries with ground-truth segments in seconds."
@@ -202,7 +202,7 @@ class VideoItem:
         off = self.offset + st
         return replace(self, feats=feats, segments=[self.grid.to_seconds(s + off) for s in steps], offset=off)
 
-# %% ../nbs/03_features.ipynb 27
+# %% ../nbs/03_features.ipynb 31
 def round_up(n, multiple): return -(-n // multiple) * multiple
 
 def collate(items, text_encoder, max_len=None, pad_multiple=32):
@@ -236,7 +236,7 @@ def collate(items, text_encoder, max_len=None, pad_multiple=32):
                  torch.tensor([it.grid.dt for it in items], dtype=torch.float64),
                  torch.tensor([it.duration for it in items], dtype=torch.float64))
 
-# %% ../nbs/03_features.ipynb 32
+# %% ../nbs/03_features.ipynb 36
 def plot_features(feats, segments=(), labels=(), ax=None, title='', max_dims=64):
     "Heat-map of features [T, D] (time on x) with ground-truth segments (in steps) drawn as bars underneath."
     import matplotlib.pyplot as plt
