@@ -264,7 +264,6 @@ def train_parser():
     p.add_argument('--sampler', choices=['sync', 'alt', 'random'], help='co-training sampler; overrides train.sampler')
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a config key, e.g. train.lr=3e-4')
     p.add_argument('--out', required=True, help='run folder: checkpoint.pt, log.csv, predictions, metrics.json')
-    p.add_argument('--threads', type=int, help='torch CPU threads')
     p.add_argument('--no-progress', action='store_true')
     p.add_argument('--ignore-feature-spec', action='store_true', help="train although the feature folder's features.json disagrees with the config")
     return p
@@ -277,7 +276,6 @@ def format_metrics(m: dict) -> str:
 def cli_train(argv=None) -> int:
     "unimd train --config CONFIG [--mode M] [--sampler S] [--set k=v ...] --out DIR"
     a = train_parser().parse_args(argv)
-    if a.threads: torch.set_num_threads(a.threads)
     sets = a.set + [f'train.{k}={getattr(a, k)}' for k in ('mode', 'sampler') if getattr(a, k)]
     sets += ['data.ignore_feature_spec=true'] if a.ignore_feature_spec else []
     cfg = load_config(a.config, sets)
