@@ -208,7 +208,9 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
     ds = TrainSet(tr, cfg.data, cfg.model.max_seq_len, tc.seed)
     ck = resume(out / 'checkpoint.pt', cfg, model, ema)
     at, history = ((ck['phase'], ck['step']), ck['history']) if ck else ((0, 0), [])
-    if ck and env.main: print(f"resuming {out / 'checkpoint.pt'} at step {at[1]} of phase {at[0] + 1}/{len(plan)}", file=sys.stderr)
+    done = bool(history) and (history[-1]['phase'], history[-1]['epoch']) == (len(plan) - 1, tc.stop_epoch)   # the last evaluation ran
+    if ck and env.main: print(f"{out / 'checkpoint.pt'} is a finished run: nothing left to train" if done else
+                              f"resuming {out / 'checkpoint.pt'} at step {at[1]} of phase {at[0] + 1}/{len(plan)}", file=sys.stderr)
     log, n_steps = Logger(out, at if ck else None) if env.main else None, 0
     with StopOnInterrupt(env.world == 1) as stop:
         try:
