@@ -50,6 +50,7 @@ class TadTable:
         if name not in self.codes: (c,), v = encode(getattr(self, name)); self.codes[name] = (v, c)
         return self.codes[name]
 
+# %% ../nbs/05_evaluate.ipynb 10
 def tad_table(rows, durations=None):
     "A `TadTable` from `(vid, label, start, end, score)` rows."
     rows = list(rows)
@@ -57,6 +58,7 @@ def tad_table(rows, durations=None):
     segs = np.array([(r[2], r[3]) for r in rows], dtype=np.float64).reshape(-1, 2)
     return TadTable(col(0, object).astype(str), col(1, object).astype(str), segs, col(4, np.float64), dict(durations or {}))
 
+# %% ../nbs/05_evaluate.ipynb 12
 def gt_table(videos):
     "The TAD ground truth of `{vid: Video}` as a `TadTable`."
     return tad_table(((v.vid, a.label, a.start, a.end, 1.0) for v in videos.values() for a in v.actions),
@@ -66,7 +68,7 @@ def pred_table(preds):
     "TAD predictions `{vid: {label: [Moment]}}` as a `TadTable`."
     return tad_table((vid, lab, m.start, m.end, m.score) for vid, d in preds.items() for lab, ms in d.items() for m in ms)
 
-# %% ../nbs/05_evaluate.ipynb 11
+# %% ../nbs/05_evaluate.ipynb 15
 def _index_of(values, index, missing=-1):
     "index[v] for each value of a string array [N] (`missing` where absent): one dict look-up per run of equal values."
     values = np.asarray(values, dtype=str)                         # dicts, not numpy string sorts: 5-10x faster
@@ -82,6 +84,7 @@ def encode(*arrays):
     index = {v: i for i, v in enumerate(vocab)}
     return [_index_of(a, index) for a in arrays], np.array(vocab, dtype=str)
 
+# %% ../nbs/05_evaluate.ipynb 17
 def lookup(vocab, values):
     "Index of each value in `vocab` (any order), -1 where absent."
     return _index_of(values, {v: i for i, v in enumerate(np.asarray(vocab, dtype=str).tolist())})
@@ -91,6 +94,7 @@ def lookup_column(vocab, table, name):
     values, codes = table.coded(name)
     return lookup(vocab, values)[codes]
 
+# %% ../nbs/05_evaluate.ipynb 19
 def score_order(key, score):
     "Indices sorted by `key`, then by `score` descending; equal scores keep file order."
     key, o = np.asarray(key), np.argsort(-np.asarray(score, np.float64), kind='stable')
@@ -102,6 +106,7 @@ def run_position(sorted_keys):
     "Position of each element within its run of equal values in an already sorted array."
     return np.arange(len(sorted_keys)) - np.searchsorted(sorted_keys, sorted_keys, 'left')
 
+# %% ../nbs/05_evaluate.ipynb 21
 def pairs(pkey, gkey):
     "Every (prediction index, ground-truth index) pair with equal keys; ground truth of a prediction in file order."
     order = np.argsort(gkey, kind='stable')
@@ -111,7 +116,7 @@ def pairs(pkey, gkey):
     gi = order[np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(n.sum())]
     return pi, gi
 
-# %% ../nbs/05_evaluate.ipynb 14
+# %% ../nbs/05_evaluate.ipynb 24
 def _inter_union(p, g):
     p, g = np.asarray(p, np.float64).reshape(-1, 2), np.asarray(g, np.float64).reshape(-1, 2)
     inter = (np.minimum(p[:, 1], g[:, 1]) - np.maximum(p[:, 0], g[:, 0])).clip(min=0)
@@ -122,12 +127,13 @@ def paired_iou(p, g):
     inter, union = _inter_union(p, g)
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
+# %% ../nbs/05_evaluate.ipynb 26
 def tad_iou(p, g):
     "tIoU of p[i] with g[i] [N] as ActivityNet's mAP code sees it: a zero union (NaN there) is +inf, a match."
     inter, union = _inter_union(p, g)
     return np.where(union > 0, inter / np.where(union > 0, union, 1), np.where(union == 0, np.inf, 0.0))
 
-# %% ../nbs/05_evaluate.ipynb 17
+# %% ../nbs/05_evaluate.ipynb 29
 def greedy_match(pkey, pseg, pscore, gkey, gseg, thresholds):
     "tp [T, N]: prediction n matches a ground truth of its key at threshold t under ActivityNet's greedy rule."
     thresholds = np.asarray(thresholds, np.float64)
@@ -152,7 +158,7 @@ def greedy_match(pkey, pseg, pscore, gkey, gseg, thresholds):
         tp[t, p[starts[s]]] = True
     return tp
 
-# %% ../nbs/05_evaluate.ipynb 20
+# %% ../nbs/05_evaluate.ipynb 32
 def interpolated_ap(tp, key, score, npos):
     "VOC interpolated AP [T, C] from hits `tp` [T, N] of predictions with class `key` [N], and GT counts `npos` [C]."
     tp, key, npos = np.atleast_2d(tp), np.asarray(key), np.asarray(npos)
@@ -171,7 +177,7 @@ def interpolated_ap(tp, key, score, npos):
         ap[t] = np.bincount(kh, weights=env, minlength=len(npos))
     return np.divide(ap, npos, out=np.zeros_like(ap), where=npos > 0)
 
-# %% ../nbs/05_evaluate.ipynb 22
+# %% ../nbs/05_evaluate.ipynb 34
 def _tad_codes(gt, pred):
     "Shared codes: class index of each row (-1 for a class without GT), key = video * C + class, and the classes."
     classes = gt.coded('labels')[0]                                # = np.unique(gt.labels)
@@ -187,7 +193,7 @@ def tad_average_precision(gt, pred, thresholds):
     tp = greedy_match(pkey[ok], pred.segments[ok], pred.scores[ok], gkey, gt.segments, thresholds)
     return interpolated_ap(tp, pc[ok], pred.scores[ok], np.bincount(gc, minlength=len(classes))), classes
 
-# %% ../nbs/05_evaluate.ipynb 34
+# %% ../nbs/05_evaluate.ipynb 46
 def topk_recall(gt, pred, ks=(1, 5), thresholds=(0.3, 0.5)):
     "Ego4D MQ Recall [K, T]: share of GT instances with tIoU > t to one of the top k*n predictions of its video and class."
     gc, pc, gkey, pkey, _ = _tad_codes(gt, pred)
@@ -205,7 +211,7 @@ def topk_recall(gt, pred, ks=(1, 5), thresholds=(0.3, 0.5)):
         np.minimum.at(best[t], gi[m], rank[pi[m]])
     return np.array([[(best[t] < k * n).mean() if len(n) else 0.0 for t in range(len(thresholds))] for k in ks])
 
-# %% ../nbs/05_evaluate.ipynb 38
+# %% ../nbs/05_evaluate.ipynb 50
 def frame_grid(gt, pred, n_frames=25):
     "Per-frame labels [C, F] (bool) and scores [C, F] over the F = 25 * V frames of all GT videos, and the classes."
     vids = np.array(list(gt.durations), dtype=str)                  # file order: it orders tied frames
@@ -238,7 +244,7 @@ def charades_map(gt, pred, n_frames=25):
     if not labels.any(): raise UniMDError('no sampled frame is covered by a ground-truth segment: the frame mAP is undefined')
     return float(np.nanmean(frame_ap(labels, scores)))
 
-# %% ../nbs/05_evaluate.ipynb 43
+# %% ../nbs/05_evaluate.ipynb 55
 def mr_columns(gt, pred, top=None):
     "Flatten MR windows: GT (query [M], seg [M, 2]) and predictions (query [N], seg [N, 2], score [N], rank [N])."
     qidx = {q: i for i, q in enumerate(gt)}
@@ -252,6 +258,7 @@ def mr_columns(gt, pred, top=None):
     keep = rank < top if top else np.ones(len(pq), bool)
     return gq, gseg, pq[keep], pw[keep, :2], pw[keep, 2], rank[keep]
 
+# %% ../nbs/05_evaluate.ipynb 57
 def mr_recall(gt, pred, ks=(1, 5), thresholds=(0.5, 0.7), strict=False):
     "R{k}@{m} [K, T]: share of GT queries with a top-k window reaching IoU >= m (> m if `strict`) with a GT window."
     gq, gseg, pq, pseg, _, rank = mr_columns(gt, pred)
@@ -271,6 +278,7 @@ def mr_miou(gt, pred):
     np.maximum.at(best, pq[pi], paired_iou(pseg[pi], gseg[gi]))
     return float(best.mean()) if len(gt) else 0.0
 
+# %% ../nbs/05_evaluate.ipynb 59
 def mr_map(gt, pred, thresholds=MR_MAP_THRESHOLDS, top=10):
     "Moment-DETR mAP: per-query interpolated AP of the top-10 windows, averaged over thresholds and GT queries."
     gq, gseg, pq, pseg, pscore, _ = mr_columns(gt, pred, top=top)
@@ -278,7 +286,7 @@ def mr_map(gt, pred, thresholds=MR_MAP_THRESHOLDS, top=10):
     ap = interpolated_ap(tp, pq, pscore, np.bincount(gq, minlength=len(gt)))  # [T, Q]
     return float(ap.mean()) if len(gt) else 0.0
 
-# %% ../nbs/05_evaluate.ipynb 49
+# %% ../nbs/05_evaluate.ipynb 66
 def _key(t): return f'{round(float(t), 2):g}'
 
 def as_tad_table(x, gt=False):
@@ -286,6 +294,7 @@ def as_tad_table(x, gt=False):
     if isinstance(x, TadTable): return x
     return gt_table(x) if gt else pred_table(x)
 
+# %% ../nbs/05_evaluate.ipynb 68
 def as_mr(x, gt=False):
     "MR windows `{qid: array}` from themselves, `{vid: Video}` (sentences) or `{vid: {qid: [Moment]}}` predictions."
     vals = list(x.values())
@@ -296,6 +305,7 @@ def as_mr(x, gt=False):
                 for d in vals for q, ms in d.items()}
     return x
 
+# %% ../nbs/05_evaluate.ipynb 70
 def evaluate_tad(gt, pred, benchmark='activitynet'):
     "TAD metrics in percent: `mAP` and `mAP@t` per threshold (Ego4D adds R1/R5@0.3/0.5; Charades: frame `mAP`)."
     if benchmark not in TAD_BENCHMARKS: raise UniMDError(f'unknown TAD benchmark {benchmark!r}: use one of {TAD_BENCHMARKS}')
@@ -321,7 +331,7 @@ def evaluate_mr(gt, pred, benchmark='charades-sta'):
     res = {f'R{k}@{_key(t)}': 100 * float(r[i, j]) for i, k in enumerate((1, 5)) for j, t in enumerate(ts)}
     return {**res, 'mIoU': 100 * mr_miou(gt, pred), 'mAP': 100 * mr_map(gt, pred)}
 
-# %% ../nbs/05_evaluate.ipynb 52
+# %% ../nbs/05_evaluate.ipynb 73
 def pr_curve(gt, pred, label, threshold=0.5):
     "Raw precision and recall [N] after each prediction of class `label` (score order) and its AP at `threshold`."
     gt_c = tad_table(r for r in zip(gt.vids, gt.labels, *gt.segments.T, gt.scores) if r[1] == label)
