@@ -353,5 +353,5 @@ def plot_pr_curve(gt, pred, label, threshold=0.5, ax=None):
     ax.step(np.r_[0, rec], np.r_[env[:1], env], where='pre', label='interpolated (VOC)')
     ax.fill_between(np.r_[0, rec], np.r_[env[:1], env], step='pre', alpha=0.15)
     ax.set(xlabel='recall', ylabel='precision', xlim=(0, 1.02), ylim=(0, 1.05), title=f'{label} @ tIoU {threshold}: AP = {ap:.3f}')
-    ax.legend(fontsize=8, loc='lower left')
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
     return ax
