@@ -35,6 +35,7 @@ def _loads(data, where):
     except json.JSONDecodeError as e: raise UniMDError(f'{where}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})') from None
     except UnicodeDecodeError as e: raise UniMDError(f'{where}: not UTF-8 text ({e.reason} at byte {e.start})') from None
 
+# %% ../nbs/07_evaluate_cli.ipynb 8
 @contextmanager
 def _no_gc():
     "Pause the cyclic garbage collector: parsing 420k records makes millions of objects, and each 700 of them start a pass."
@@ -50,6 +51,7 @@ def _gc_paused(f):
         with _no_gc(): return f(*args, **kwargs)
     return run
 
+# %% ../nbs/07_evaluate_cli.ipynb 10
 def _read_json(path): return _loads(_read_bytes(path), path)
 
 def _read_jsonl(path):
@@ -57,7 +59,7 @@ def _read_jsonl(path):
     for n, line in enumerate(_read_bytes(path).splitlines(), 1):
         if line.strip(): yield n, _loads(line, f'{path}: line {n}')
 
-# %% ../nbs/07_evaluate_cli.ipynb 8
+# %% ../nbs/07_evaluate_cli.ipynb 12
 def _short(x): r = repr(x) if not isinstance(x, int) or abs(x) < 10**30 else f'{str(x)[:12]}... ({len(str(abs(x)))} digits)'; return r if len(r) < 40 else r[:37] + '...'
 
 def _get(obj, key, where):
@@ -66,6 +68,7 @@ def _get(obj, key, where):
     if key not in obj: raise UniMDError(f'{where}: missing field {key!r}')
     return obj[key]
 
+# %% ../nbs/07_evaluate_cli.ipynb 14
 def _num(x, where):
     "A finite number (not a bool, a string, NaN or an integer beyond float range), else an error."
     if isinstance(x, bool) or not isinstance(x, (int, float)): raise UniMDError(f'{where} is {_short(x)}, not a number')
@@ -74,6 +77,7 @@ def _num(x, where):
     if not math.isfinite(f): raise UniMDError(f'{where} is {_short(x)}, not a number')
     return f
 
+# %% ../nbs/07_evaluate_cli.ipynb 16
 def _seg(x, where, n=2):
     "A list of n numbers."
     if not isinstance(x, (list, tuple)) or len(x) != n: raise UniMDError(f'{where} is {_short(x)}, not a list of {n} numbers')
@@ -83,7 +87,7 @@ def _label(x, where):
     if isinstance(x, bool) or not isinstance(x, (str, int)): raise UniMDError(f'{where} is {_short(x)}, not a class name')
     return str(x)
 
-# %% ../nbs/07_evaluate_cli.ipynb 11
+# %% ../nbs/07_evaluate_cli.ipynb 19
 def _numbers(xs):
     "float64 array [N] of a list of JSON numbers, or None if one is not a finite number (bool, str, None, NaN, 10**400)."
     if not set(map(type, xs)) <= {int, float}: return None        # type(True) is bool: booleans fail here
@@ -91,6 +95,7 @@ def _numbers(xs):
     except OverflowError: return None
     return a if np.isfinite(a).all() else None
 
+# %% ../nbs/07_evaluate_cli.ipynb 21
 def _tad_columns(per_video, scored):
     "Fast path: (rows per video [V], segments [N, 2], labels [N], scores [N]) of `{vid: [record]}`, or None if one is off."
     lists = list(per_video.values())
@@ -111,7 +116,7 @@ def _coded(xs):
     index = {v: i for i, v in enumerate(vocab)}
     return np.array(vocab, dtype=str), np.fromiter(map(index.__getitem__, xs), np.int64, len(xs))
 
-# %% ../nbs/07_evaluate_cli.ipynb 13
+# %% ../nbs/07_evaluate_cli.ipynb 23
 def _gt_rows_checked(db, path):
     "Careful path over a ground-truth database: rows, or the first bad record's error."
     rows = []
@@ -137,6 +142,7 @@ def _pred_rows_checked(res, path):
                          _num(_get(p, 'score', f'{w}[{i}]'), f'{w}[{i}].score')))
     return rows
 
+# %% ../nbs/07_evaluate_cli.ipynb 25
 def _table(per_video, scored, careful):
     "A `TadTable` of `{vid: [record]}`: the fast columns, else `careful()`'s rows (which raises on the first bad record)."
     cols = _tad_columns(per_video, scored)
@@ -149,6 +155,7 @@ def _table(per_video, scored, careful):
     t.codes['vids'] = (np.sort(vids[has]), np.repeat(np.argsort(np.argsort(vids[has], kind='stable')), n[has]))
     return t
 
+# %% ../nbs/07_evaluate_cli.ipynb 27
 @_gc_paused
 def read_tad_gt(path):
     "A TAD ground-truth JSON (ActivityNet format) as a `TadTable` with every video's duration (NaN if absent) and subset."
@@ -170,6 +177,7 @@ def read_tad_pred(path):
     if not isinstance(res, dict): raise UniMDError(f"{path}: 'results' must map video ids to lists of predictions")
     return _table(res, True, lambda: _pred_rows_checked(res, path))
 
+# %% ../nbs/07_evaluate_cli.ipynb 29
 def _read_mr(path, field_name, n, lines=None):
     out = {}
     for line, obj in _read_jsonl(path) if lines is None else lines:
@@ -191,7 +199,7 @@ def read_mr_pred(path):
     from unimd.formats import nlq_prediction_lines
     return _read_mr(path, 'pred_relevant_windows', 3, nlq_prediction_lines(path))
 
-# %% ../nbs/07_evaluate_cli.ipynb 18
+# %% ../nbs/07_evaluate_cli.ipynb 34
 SUBSET_DEFAULT = {'activitynet': 'validation', 'ego4d': 'validation', 'thumos': 'test', 'charades': 'all'}
 _SPLIT_ALIASES = {'val': 'validation', 'train': 'training', 'testing': 'test'}
 
@@ -200,6 +208,7 @@ def split_name(s):
     s = str(s).strip().lower()
     return _SPLIT_ALIASES.get(s, s)
 
+# %% ../nbs/07_evaluate_cli.ipynb 36
 def select_subset(gt, subset='validation'):
     "The videos of `gt` in `subset` ('all': every video; a file without subsets: every video) -> (TadTable, {subset: videos left out})."
     if split_name(subset) == 'all' or all(s is None for s in gt.subsets.values()): return gt, {}
@@ -209,7 +218,7 @@ def select_subset(gt, subset='validation'):
     return TadTable(gt.vids[rows], gt.labels[rows], gt.segments[rows], gt.scores[rows],
                     {v: d for v, d in gt.durations.items() if v in keep}, {v: gt.subsets[v] for v in keep}), dict(left)
 
-# %% ../nbs/07_evaluate_cli.ipynb 21
+# %% ../nbs/07_evaluate_cli.ipynb 39
 class _Parser(argparse.ArgumentParser):
     "argparse that raises `UniMDError` (one line, exit code 2 from `unimd`) instead of printing usage and exiting."
     def error(self, message):
@@ -231,12 +240,13 @@ def evaluate_parser():
         s.add_argument('--json', action='store_true', help='print one JSON object of percentages')
     return p
 
+# %% ../nbs/07_evaluate_cli.ipynb 41
 def format_table(res, title=''):
     "Metrics as a two-column text table."
     w = max(map(len, res))
     return '\n'.join(([title] if title else []) + [f'  {k:<{w}}  {v:7.2f}' for k, v in res.items()])
 
-# %% ../nbs/07_evaluate_cli.ipynb 23
+# %% ../nbs/07_evaluate_cli.ipynb 43
 def _say(kind, message): print(f'unimd evaluate: {kind}: {message}', file=sys.stderr)
 def _counts(c): return ', '.join(f'{k} {n}' for k, n in sorted(c.items()))
 
@@ -250,6 +260,7 @@ def scored_gt(gt, subset, benchmark, path='ground truth'):
                   f"videos of other subsets ({_counts(left)}); --subset all scores every video")
     return kept
 
+# %% ../nbs/07_evaluate_cli.ipynb 45
 def unmatched_tad(gt, pred, benchmark):
     "Warn about predictions the metric ignores (class not in the ground truth) or scores as false positives (other videos)."
     no_class = lookup_column(gt.coded('labels')[0], pred, 'labels') < 0
@@ -268,6 +279,7 @@ def unmatched_mr(gt, pred):
     if extra: _say('warning', f'{len(extra)} predicted query ids are not in the ground truth and are ignored (e.g. {extra[0]!r})')
     return len(extra)
 
+# %% ../nbs/07_evaluate_cli.ipynb 47
 def cli_evaluate(argv):
     "`unimd evaluate tad|mr --benchmark B --gt GT --pred PRED [--subset S] [--json]`; returns the exit code."
     a = evaluate_parser().parse_args(argv)
