@@ -64,7 +64,7 @@ def soft_nms(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, m
     kept = segments.gather(1, kept_idx.clamp(min=0)[..., None].expand(Q, K, 2))        # [Q, K, 2]
     return kept * (kept_idx >= 0)[..., None], kept_score, kept_idx
 
-# %% ../nbs/15_decode.ipynb 13
+# %% ../nbs/15_decode.ipynb 15
 def soft_nms_loop(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, min_score: float = 0.001,
                   max_out: int = 100, method: str = 'gaussian', length_eps: float = 0.):
     "Reference `soft_nms`: a Python loop over queries, each a plain pick-and-decay loop over a shrinking numpy list."
@@ -91,7 +91,7 @@ def soft_nms_loop(segments, scores, sigma: float = 0.5, iou_threshold: float = 0
     kept = segments.cpu().gather(1, kept_idx.clamp(min=0)[..., None].expand(Q, K, 2)) * (kept_idx >= 0)[..., None]
     return kept, torch.as_tensor(kept_score), kept_idx
 
-# %% ../nbs/15_decode.ipynb 17
+# %% ../nbs/15_decode.ipynb 19
 def score_voting(kept, cand_segs, cand_scores, voting_thresh: float, chunk: int = 512):
     "Refined boundaries [M, 2]: average of candidates [M, N, 2] (scores [M, N]) with IoU >= thresh, weighted score * IoU."
     out = kept.clone()
@@ -105,7 +105,7 @@ def score_voting(kept, cand_segs, cand_scores, voting_thresh: float, chunk: int 
         out[i:i + chunk] = torch.where(total > 0, voted, out[i:i + chunk])
     return out
 
-# %% ../nbs/15_decode.ipynb 20
+# %% ../nbs/15_decode.ipynb 22
 def decode(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, sigma=0.5, max_seg=100,
            voting_thresh=0.7, iou_threshold=0.1, min_score=0.001, duration_thresh=0.05, method='gaussian'):
     "Head outputs -> list(B) of list(Q) of Tensor [k, 3] (start, end, score) in level-0 feature steps, best first."
@@ -130,7 +130,7 @@ def decode(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_to
         for row in rows.tolist(): out[b][int(qi[row])] = res[r == row]
     return out
 
-# %% ../nbs/15_decode.ipynb 24
+# %% ../nbs/15_decode.ipynb 26
 def decode_loop(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, sigma=0.5, max_seg=100,
                 voting_thresh=0.7, iou_threshold=0.1, min_score=0.001, duration_thresh=0.05, method='gaussian'):
     "Reference `decode`: loops over videos and queries, Soft-NMS by `soft_nms_loop`, voting one segment at a time."
@@ -164,14 +164,14 @@ def decode_loop(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_n
             out[b][q] = torch.tensor(rows).reshape(-1, 3)
     return out
 
-# %% ../nbs/15_decode.ipynb 27
+# %% ../nbs/15_decode.ipynb 29
 def level_slices(points):
     "The contiguous index range of each pyramid level in points [P, 4] (a level = a run of equal strides)."
     s = points[:, 3]
     edges = [0] + ((s[1:] != s[:-1]).nonzero()[:, 0] + 1).tolist() + [len(s)]
     return [slice(a, b) for a, b in zip(edges, edges[1:])]
 
-# %% ../nbs/15_decode.ipynb 29
+# %% ../nbs/15_decode.ipynb 31
 def official_candidates(prob, d, points, score_thresh=0.001, pre_nms_topk=5000, duration_thresh=0.05):
     "One video's candidates, official selection: prob [P, Q], d [P, Q, 2] -> segments [N, 2], scores [N], queries [N]."
     Q, out = prob.shape[1], []
@@ -187,7 +187,7 @@ def official_candidates(prob, d, points, score_thresh=0.001, pre_nms_topk=5000, 
         out.append((seg[ok], sc[ok], q[ok]))
     return tuple(torch.cat(x) for x in zip(*out))
 
-# %% ../nbs/15_decode.ipynb 31
+# %% ../nbs/15_decode.ipynb 33
 def decode_official(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=5000, sigma=0.9,
                     max_seg=2000, min_score=0.001, duration_thresh=0.05):
     "`decode` as the official code decodes: per-level top-k over all queries, Soft-NMS per query, no voting -> [B][Q] [k, 3]."
