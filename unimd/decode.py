@@ -9,8 +9,8 @@ import torch
 from .core import UniMDError
 
 # %% auto 0
-__all__ = ['overlap_decay_', 'soft_nms', 'soft_nms_loop', 'score_voting', 'decode', 'decode_loop', 'level_slices',
-           'official_candidates', 'decode_official']
+__all__ = ['overlap_decay_', 'soft_nms', 'soft_nms_loop', 'score_voting', 'query_candidates', 'decode', 'decode_loop',
+           'level_slices', 'official_candidates', 'decode_official']
 
 # %% ../nbs/15_decode.ipynb 5
 def overlap_decay_(iou, sigma: float, iou_threshold: float, method: str):
@@ -106,10 +106,9 @@ def score_voting(kept, cand_segs, cand_scores, voting_thresh: float, chunk: int 
     return out
 
 # %% ../nbs/15_decode.ipynb 22
-def decode(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, sigma=0.5, max_seg=100,
-           voting_thresh=0.7, iou_threshold=0.1, min_score=0.001, duration_thresh=0.05, method='gaussian'):
-    "Head outputs -> list(B) of list(Q) of Tensor [k, 3] (start, end, score) in level-0 feature steps, best first."
-    B, P, Q = cls_logits.shape
+def query_candidates(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, duration_thresh=0.05):
+    "Step 1: the (video, query) pairs bi, qi [R] and their best points as segments [R, N, 2] and scores [R, N] (0: dropped)."
+    P = cls_logits.shape[1]
     bi, qi = qmask.nonzero().unbind(1)                                                   # [R] real (video, query) pairs
     prob = (torch.sigmoid(cls_logits.float()) * pmask[..., None]).permute(0, 2, 1)[bi, qi]   # [R, P]
     top, pidx = prob.topk(min(pre_nms_topk, P), dim=1)                                  # [R, N] best first
@@ -117,6 +116,14 @@ def decode(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_to
     t, stride = points[pidx, 0], points[pidx, 3]                                         # [R, N]
     segs = torch.stack([t - d[..., 0] * stride, t + d[..., 1] * stride], -1)             # [R, N, 2]
     cand = torch.where((top > score_thresh) & (segs[..., 1] - segs[..., 0] > duration_thresh), top, 0)   # [R, N]
+    return bi, qi, segs, cand
+
+# %% ../nbs/15_decode.ipynb 24
+def decode(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, sigma=0.5, max_seg=100,
+           voting_thresh=0.7, iou_threshold=0.1, min_score=0.001, duration_thresh=0.05, method='gaussian'):
+    "Head outputs -> list(B) of list(Q) of Tensor [k, 3] (start, end, score) in level-0 feature steps, best first."
+    B, Q = cls_logits.shape[0], cls_logits.shape[2]
+    bi, qi, segs, cand = query_candidates(cls_logits, reg, points, pmask, qmask, score_thresh, pre_nms_topk, duration_thresh)
     kept, kscore, kidx = soft_nms(segs, cand, sigma, iou_threshold, min_score, max_seg, method)   # [R, K, (2)]
     out = [[cls_logits.new_zeros(0, 3) for _ in range(Q)] for _ in range(B)]
     for b in range(B):
@@ -130,7 +137,7 @@ def decode(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_to
         for row in rows.tolist(): out[b][int(qi[row])] = res[r == row]
     return out
 
-# %% ../nbs/15_decode.ipynb 26
+# %% ../nbs/15_decode.ipynb 28
 def decode_loop(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, sigma=0.5, max_seg=100,
                 voting_thresh=0.7, iou_threshold=0.1, min_score=0.001, duration_thresh=0.05, method='gaussian'):
     "Reference `decode`: loops over videos and queries, Soft-NMS by `soft_nms_loop`, voting one segment at a time."
@@ -164,14 +171,14 @@ def decode_loop(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_n
             out[b][q] = torch.tensor(rows).reshape(-1, 3)
     return out
 
-# %% ../nbs/15_decode.ipynb 29
+# %% ../nbs/15_decode.ipynb 31
 def level_slices(points):
     "The contiguous index range of each pyramid level in points [P, 4] (a level = a run of equal strides)."
     s = points[:, 3]
     edges = [0] + ((s[1:] != s[:-1]).nonzero()[:, 0] + 1).tolist() + [len(s)]
     return [slice(a, b) for a, b in zip(edges, edges[1:])]
 
-# %% ../nbs/15_decode.ipynb 31
+# %% ../nbs/15_decode.ipynb 33
 def official_candidates(prob, d, points, score_thresh=0.001, pre_nms_topk=5000, duration_thresh=0.05):
     "One video's candidates, official selection: prob [P, Q], d [P, Q, 2] -> segments [N, 2], scores [N], queries [N]."
     Q, out = prob.shape[1], []
@@ -187,7 +194,7 @@ def official_candidates(prob, d, points, score_thresh=0.001, pre_nms_topk=5000, 
         out.append((seg[ok], sc[ok], q[ok]))
     return tuple(torch.cat(x) for x in zip(*out))
 
-# %% ../nbs/15_decode.ipynb 33
+# %% ../nbs/15_decode.ipynb 35
 def decode_official(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=5000, sigma=0.9,
                     max_seg=2000, min_score=0.001, duration_thresh=0.05):
     "`decode` as the official code decodes: per-level top-k over all queries, Soft-NMS per query, no voting -> [B][Q] [k, 3]."
