@@ -12,7 +12,7 @@ DONE = ['00_core', '01_data', '02_synthetic', '10_text', '12_heads', '13_assign'
         '41_ablation_data_volume', '42_ablation_loss_and_head', '43_check_features',
         '06_formats', '07_evaluate_cli', '32_app', '33_pretrained', '34_own_dataset', '24_released',
         '03_features', '04_stats', '05_evaluate', '11_vision', '14_loss', '15_decode', '16_model', '22_demo',
-        '23_official', '30_extract', '90_cli']
+        '23_official', '30_extract', '90_cli', 'index']
 CHECK_CALLS = {'test', 'test_eq', 'test_ne', 'test_close', 'test_fail', 'test_is', 'test_warns', 'test_stdout',
                'test_eq_type', 'test_shuffled', 'test_fig_exists'}
 
