@@ -6,26 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from unimd.cli import main
+from cli_checks import fails, files_in
 from unimd.config import update_config
 from unimd.demo import demo_config
 from unimd.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get('UNIMD_DATA', ROOT.parent / 'shared' / 'data'))
-
-
-def fails(capsys, argv, *words):
-    "Run `unimd argv` here; assert exit 2 and one stderr line holding every word -> that line."
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and 'Traceback' not in err, err
-    for w in words: assert w in err, (w, err)
-    return err
-
-
-def files_in(folder):
-    return sorted(p.relative_to(folder).as_posix() for p in Path(folder).rglob('*') if p.is_file()) if Path(folder).exists() else []
 
 
 @pytest.fixture(scope='module')

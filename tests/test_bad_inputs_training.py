@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from unimd.cli import main
+from cli_checks import fails, files_in
 from unimd.config import load_config
 from unimd.checkpoint import load_checkpoint, save_checkpoint
 from unimd.features import save_features
@@ -19,20 +20,6 @@ TINY = ['model.text_encoder=hash', 'model.text_dim=32', 'model.feat_dim=16', 'mo
 
 
 def sets(*extra): return [x for s in TINY + list(extra) for x in ('--set', s)]
-
-
-def fails(capsys, argv, *words, code=2):
-    "Run `unimd argv` here; assert the exit code and one stderr line holding every word -> that line."
-    capsys.readouterr()
-    assert main(argv) == code
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and 'Traceback' not in err, err
-    for w in words: assert w in err, (w, err)
-    return err
-
-
-def files_in(folder):
-    return sorted(p.relative_to(folder).as_posix() for p in Path(folder).rglob('*') if p.is_file()) if Path(folder).exists() else []
 
 
 @pytest.fixture(scope='module')
