@@ -39,7 +39,7 @@ def run_state(cfg, phase, step, model, ema, opt, sched, history, classes) -> dic
                 sched=sched.state_dict(), rng=torch.get_rng_state(), classes=list(classes),
                 cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
 
-# %% ../nbs/18_checkpoint.ipynb 10
+# %% ../nbs/18_checkpoint.ipynb 12
 def save_checkpoint(state: dict, path):
     "torch.save through `atomic_file` (temporary file, fsync, rename over `path`): never half a checkpoint."
     path = Path(path)
@@ -50,7 +50,7 @@ def save_checkpoint(state: dict, path):
                          "the previous checkpoint is intact") from e
     return path
 
-# %% ../nbs/18_checkpoint.ipynb 13
+# %% ../nbs/18_checkpoint.ipynb 15
 def _file_kind(path: Path) -> str:
     "'empty', 'zip' (torch's format), 'pickle' (torch's legacy format), 'text' or 'binary', from the first bytes."
     with open(path, 'rb') as f: head = f.read(512)
@@ -60,7 +60,7 @@ def _file_kind(path: Path) -> str:
     try: head.decode('utf-8'); return 'text'
     except UnicodeDecodeError: return 'binary'
 
-# %% ../nbs/18_checkpoint.ipynb 15
+# %% ../nbs/18_checkpoint.ipynb 17
 def load_checkpoint(path) -> dict:
     "A checkpoint written by `save_checkpoint` (tensors and plain data only); a run folder means its checkpoint.pt."
     path = Path(path)
@@ -82,7 +82,7 @@ def load_checkpoint(path) -> dict:
         raise UniMDError(f"{path} is a torch file but not a unimd checkpoint (no config in it): {fix}")
     return ck
 
-# %% ../nbs/18_checkpoint.ipynb 19
+# %% ../nbs/18_checkpoint.ipynb 21
 def resume(path, cfg, model, ema):
     "Load model, EMA and random state from `path` if it exists (same config only) -> the checkpoint or None."
     if not Path(path).exists(): return None
@@ -95,7 +95,7 @@ def resume(path, cfg, model, ema):
     if ck.get('cuda_rng') and torch.cuda.is_available(): torch.cuda.set_rng_state_all(ck['cuda_rng'])
     return ck
 
-# %% ../nbs/18_checkpoint.ipynb 22
+# %% ../nbs/18_checkpoint.ipynb 24
 class StopOnInterrupt:
     "A context in which Ctrl-C (SIGINT) sets `asked` instead of raising; a second Ctrl-C raises KeyboardInterrupt."
     def __init__(self, enabled=True): self.enabled, self.asked, self.old = enabled, False, None
@@ -112,7 +112,7 @@ class StopOnInterrupt:
     def __exit__(self, *exc):
         if self.old is not None: signal.signal(signal.SIGINT, self.old)
 
-# %% ../nbs/18_checkpoint.ipynb 25
+# %% ../nbs/18_checkpoint.ipynb 27
 def checkpoint_config(ck: dict, path='checkpoint') -> Config:
     "The training Config stored in a checkpoint."
     return update_config(Config(), ck['config'], f'{path} (its stored config)')
@@ -121,7 +121,7 @@ def _size_keys(mc, size: int) -> list:
     "The model config keys whose value is `size` (the suspects when a tensor has the wrong size)."
     return [f'model.{k}' for k, v in vars(mc).items() if type(v) is int and v == size]
 
-# %% ../nbs/18_checkpoint.ipynb 27
+# %% ../nbs/18_checkpoint.ipynb 29
 def weights_mismatch(model, state: dict) -> str | None:
     "None if `state` fits `model`; else which tensor does not fit, and the config keys that size it."
     want = model.state_dict()
@@ -137,7 +137,7 @@ def weights_mismatch(model, state: dict) -> str | None:
                     + (f" (set by {' or '.join(keys)}, which is {w.shape[axis]})" if keys else ''))
     return None
 
-# %% ../nbs/18_checkpoint.ipynb 29
+# %% ../nbs/18_checkpoint.ipynb 31
 def load_trained(path, weights='ema', device='cpu'):
     "(UniMD in eval mode, its Config, its TAD class names) from a checkpoint written by `unimd train` (or its run folder)."
     path = Path(path)
@@ -154,7 +154,7 @@ def load_trained(path, weights='ema', device='cpu'):
     model.load_state_dict(state)
     return model.to(device).eval(), cfg, list(ck.get('classes', []))
 
-# %% ../nbs/18_checkpoint.ipynb 32
+# %% ../nbs/18_checkpoint.ipynb 34
 def init_weights(model, path):
     "Load the EMA weights of checkpoint `path` into `model` (fine-tuning), or one line naming what does not fit."
     ck = load_checkpoint(path)

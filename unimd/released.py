@@ -66,7 +66,7 @@ class ReleasedText:
         return torch.stack([self.table.get(t, self.table.get(self.key(t))) for t in texts]) if texts else torch.zeros(0, 512)
 
 
-# %% ../nbs/24_released.ipynb 18
+# %% ../nbs/24_released.ipynb 20
 def released_text(dc, classes) -> ReleasedText:
     "The 'released' text encoder a data config names: data.text_classes (+ _layout) for `classes`, data.text_queries (+ _suffix)."
     if dc is None or not (dc.text_classes or dc.text_queries):
