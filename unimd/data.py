@@ -12,13 +12,13 @@ import numpy as np
 from .core import TAD, MR, UniMDError, Action, Sentence, Video, Moment
 
 # %% auto 0
-__all__ = ['SOURCES', 'ANET_SPLITS', 'ANET_CAPTION_FILES', 'EGO4D_SPLITS', 'QVH_FILES', 'OFFICIAL_SUBSETS', 'data_root',
-           'find_file', 'fix_segment', 'load_json', 'charades_classes', 'read_charades', 'read_charades_sta',
-           'duplicate_sentences', 'relative_lengths', 'anet_vid', 'anet_classes', 'read_anet', 'read_anet_captions',
-           'read_captions_file', 'merge_videos', 'task_index', 'ego4d_mq_classes', 'read_ego4d_mq', 'read_ego4d_nlq',
-           'read_mr_jsonl', 'read_qvhighlights', 'read_official_tad', 'read_official_mr', 'read_official',
-           'current_umask', 'atomic_file', 'write_tad_json', 'write_mr_jsonl', 'write_tad_predictions',
-           'write_mr_predictions', 'read_tad_json', 'read_tad_predictions', 'read_mr_predictions']
+__all__ = ['SOURCES', 'ANET_SPLITS', 'ANET_CAPTION_FILES', 'EGO4D_SPLITS', 'QVH_FILES', 'data_root', 'find_file', 'fix_segment',
+           'load_json', 'charades_classes', 'read_charades', 'read_charades_sta', 'duplicate_sentences',
+           'relative_lengths', 'anet_vid', 'anet_classes', 'read_anet', 'read_anet_captions', 'read_captions_file',
+           'merge_videos', 'task_index', 'ego4d_mq_classes', 'read_ego4d_mq', 'read_ego4d_nlq', 'read_mr_jsonl',
+           'read_qvhighlights', 'current_umask', 'atomic_file', 'write_tad_json', 'write_mr_jsonl',
+           'write_tad_predictions', 'write_mr_predictions', 'read_tad_json', 'read_tad_predictions',
+           'read_mr_predictions']
 
 # %% ../nbs/01_data.ipynb 7
 def data_root() -> Path:
@@ -347,75 +347,13 @@ def read_qvhighlights(split, root=None):
     name = next((n for n in names if Path(root if root is not None else data_root(), 'qvhighlights', n).is_file()), names[-1])
     return read_mr_jsonl(find_file(root, 'qvhighlights', name), split)
 
-# %% ../nbs/01_data.ipynb 83
-OFFICIAL_SUBSETS = {'train': ('training', 'train'), 'test': ('validation', 'val', 'testing', 'test')}
-
-def _official_db(path, split):
-    "(path, every record, the ids of `split`) of an official-format annotation JSON."
-    _check_split(split, OFFICIAL_SUBSETS, 'official annotation')
-    path = Path(str(path).format(split=split))
-    if not path.is_file():
-        raise UniMDError(f"{path} not found: point data.tad_file / data.mr_file at the official annotation JSON ({{split}} becomes train or test)")
-    db = _field(load_json(path), 'database', path, 'the top level')
-    return path, db, [k for k, r in db.items() if str(_field(r, 'subset', path, f'video {k}')).lower() in OFFICIAL_SUBSETS[split]]
-
-
-# %% ../nbs/01_data.ipynb 85
-def _label_names(path, db) -> list:
-    "Class names by label_id over every video of an official TAD file (as the official loaders build them): ids 0..C-1, one name each."
-    names = {}
-    for k, r in db.items():
-        for a in _field(r, 'annotations', path, f'video {k}'):
-            lid, label = _field(a, 'label_id', path, f'video {k}'), _field(a, 'label', path, f'video {k}')
-            if names.setdefault(lid, label) != label:
-                raise UniMDError(f"{path}: video {k}: label_id {lid} names both {names[lid]!r} and {label!r}: fix the file")
-    if sorted(names) != list(range(len(names))):
-        raise UniMDError(f"{path}: label_ids {sorted(names)[:8]}... are not 0..{len(names) - 1}: the classifier rows follow them, fix the file")
-    return [names[i] for i in range(len(names))]
-
-def read_official_tad(path, split, anet=False):
-    "(videos, class names in label_id order) of an official TAD JSON; `anet`: ids get 'v_', duplicates dropped, one class."
-    path, db, keep = _official_db(path, split)
-    names, videos = ['action'] if anet else _label_names(path, db), {}
-    for k in keep:
-        vid = anet_vid(k) if anet else k
-        acts = [Action('action' if anet else a['label'], *sorted(map(float, _field(a, 'segment', path, f'video {k}'))))
-                for a in db[k]['annotations']]
-        videos[vid] = Video(vid, float(_field(db[k], 'duration', path, f'video {k}')), split, list(dict.fromkeys(acts)) if anet else acts)
-    return videos, names
-
-
-# %% ../nbs/01_data.ipynb 87
-def _sentence(a, vid, k, path):
-    "A Sentence of an official MR annotation: Ego4D `query` (qid annotation_uid_idx), Charades-STA `label`."
-    text = str(a.get('query', a.get('label', '')) or '').strip()
-    if not text: raise UniMDError(f"{path}: video {vid} query {k} is empty: give it a text or remove it")
-    qid = f"{a['annotation_uid']}_{a['annotation_idx']}" if 'annotation_uid' in a else f'{vid}_{k}'
-    return Sentence(qid, text, (tuple(sorted(map(float, _field(a, 'segment', path, f'video {vid}')))),))
-
-def read_official_mr(path, split):
-    "MR videos of an official JSON: Ego4D nlq / Charades-STA `database` files, or ActivityNet Captions `{v_id: ...}`."
-    p = Path(str(path).format(split=split))
-    if p.is_file() and 'database' not in load_json(p): return read_captions_file(p, split)
-    path, db, keep = _official_db(path, split)
-    return {k: Video(k, float(db[k]['duration']), split, [], [_sentence(a, k, i, path) for i, a in enumerate(db[k]['annotations'])])
-            for k in keep}
-
-
-# %% ../nbs/01_data.ipynb 89
-def read_official(tad_file, mr_file, split, anet=False):
-    "(videos, class names) of `split` from the official TAD and MR JSONs (either may be ''): what `data.tad_file`/`mr_file` select."
-    tad, classes = read_official_tad(tad_file, split, anet) if tad_file else ({}, [])
-    return merge_videos(tad, read_official_mr(mr_file, split) if mr_file else {}), classes
-
-
-# %% ../nbs/01_data.ipynb 93
+# %% ../nbs/01_data.ipynb 84
 def current_umask() -> int:
     "The process umask, read from /proc where it can be (os.umask can only read it by setting it)."
     try: return int(next(l for l in open('/proc/self/status') if l.startswith('Umask:')).split()[1], 8)
     except (OSError, StopIteration): u = os.umask(0o022); os.umask(u); return u
 
-# %% ../nbs/01_data.ipynb 95
+# %% ../nbs/01_data.ipynb 86
 @contextmanager
 def atomic_file(path, mode='wb'):
     "Open a temporary file beside `path` for writing; it replaces `path` only if the block finishes (never half a file)."
@@ -430,7 +368,7 @@ def atomic_file(path, mode='wb'):
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-# %% ../nbs/01_data.ipynb 98
+# %% ../nbs/01_data.ipynb 89
 def _write_lines(lines, path):
     with atomic_file(path, 'w') as f: f.writelines(l + '\n' for l in lines)
     return Path(path)
@@ -438,7 +376,7 @@ def _write_lines(lines, path):
 def _ranked(moments):
     return sorted(moments, key=lambda m: -m.score)
 
-# %% ../nbs/01_data.ipynb 101
+# %% ../nbs/01_data.ipynb 92
 def write_tad_json(videos_or_preds, path):
     "ActivityNet-style TAD ground truth json from {vid: Video} (or {vid: {label: [Moment]}}, adding each score)."
     db = {}
@@ -460,7 +398,7 @@ def write_mr_jsonl(videos, path):
              for vid, v in videos.items() for s in v.sentences]
     return _write_lines(lines, path)
 
-# %% ../nbs/01_data.ipynb 104
+# %% ../nbs/01_data.ipynb 95
 def write_tad_predictions(preds, path):
     "TAD predictions {vid: {label: [Moment]}} -> `{\"results\": {vid: [{segment, label, score}]}}`, best first."
     res = {vid: sorted(({'segment': [m.start, m.end], 'label': lab, 'score': m.score} for lab, ms in q.items() for m in ms),
@@ -475,7 +413,7 @@ def write_mr_predictions(preds, path):
              for vid, q in preds.items() for qid, ms in q.items()]
     return _write_lines(lines, path)
 
-# %% ../nbs/01_data.ipynb 107
+# %% ../nbs/01_data.ipynb 98
 def read_tad_json(path):
     "Videos from an ActivityNet-style TAD json (`{\"database\": {vid: {subset, duration, annotations}}}`)."
     db = _field(load_json(path), 'database', path, 'the top level')
@@ -487,7 +425,7 @@ def read_tad_json(path):
         videos[vid] = Video(vid, d, r.get('subset', 'test'), acts)
     return videos
 
-# %% ../nbs/01_data.ipynb 110
+# %% ../nbs/01_data.ipynb 101
 def read_tad_predictions(path):
     "TAD predictions file -> {vid: {label: [Moment]}}."
     out = {}

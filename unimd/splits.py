@@ -35,7 +35,8 @@ def data_grid(dc: DataConfig) -> FeatureGrid:
 def real_videos(dc, split):
     "Annotated videos and class names of a real dataset's 'train' or 'test' split (ANet/Ego4D: validation as test)."
     from unimd import data as D
-    if dc.tad_file or dc.mr_file: return D.read_official(dc.tad_file, dc.mr_file, split, anet=dc.dataset == 'anet')
+    from unimd.released import read_official
+    if dc.tad_file or dc.mr_file: return read_official(dc.tad_file, dc.mr_file, split, anet=dc.dataset == 'anet')
     if dc.dataset == 'charades':
         s = 'train' if split == 'train' else 'test'
         return D.read_charades_sta(s, D.read_charades(s)), D.charades_classes()
