@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
-from .core import TAD, MR, UniMDError, Action, Sentence, Video, segment_iou
+from .core import TAD, MR, UniMDError, Action, Sentence, Video, segment_iou, plot_timeline
+from .data import find_file, read_charades, read_charades_sta, charades_classes
 from .features import FeatureGrid, VideoItem, save_features, plot_features
 
 # %% auto 0
@@ -28,8 +29,6 @@ VERBS = {  # base form: (third person, -ing form)
     'take off': ('takes off', 'taking off')}
 OPPOSITE = {'take': 'put down', 'put down': 'take', 'open': 'close', 'close': 'open', 'put on': 'take off',
             'take off': 'put on'}
-
-# %% ../nbs/02_synthetic.ipynb 9
 POSTURES = ('sit on', 'lie on')
 ARTICLES = {'shoes': ('the', 'some'), 'floor': ('the',), 'door': ('the', 'a'), 'window': ('the', 'a')}
 CLASS_POOL = [  # (verb, object), most varied first: SyntheticConfig.n_classes takes a prefix
@@ -46,7 +45,7 @@ CLASS_POOL = [  # (verb, object), most varied first: SyntheticConfig.n_classes t
 
 def class_name(verb, obj): return f'{verb} {obj}'
 
-# %% ../nbs/02_synthetic.ipynb 12
+# %% ../nbs/02_synthetic.ipynb 9
 @dataclass
 class SyntheticConfig:
     "Knobs of the SYNTHETIC world; the defaults mimic Charades / Charades-STA statistics at a CPU-friendly size."
@@ -96,7 +95,7 @@ class SyntheticConfig:
             raise UniMDError("actions_mean and sentences_mean must be >= 1 (every video has at least one of each)")
         return self
 
-# %% ../nbs/02_synthetic.ipynb 15
+# %% ../nbs/02_synthetic.ipynb 12
 def make_prototypes(verbs, objects, dim, rng, weights=(0.6, 0.6, 0.5)):
     "Unit-variance prototypes [C, dim] = weighted verb vector + object vector + own vector."
     vv = {v: rng.normal(size=dim) for v in dict.fromkeys(verbs)}
@@ -119,7 +118,7 @@ def class_relations(pairs, rng):
         partner.append(int(rng.choice(same + post or others)))
     return np.array(succ), np.array(partner)
 
-# %% ../nbs/02_synthetic.ipynb 18
+# %% ../nbs/02_synthetic.ipynb 15
 def sample_length(duration, cfg, rng):
     "An instance length in seconds: nearly the whole video with prob. full_frac, else Beta with the right mean."
     if rng.random() < cfg.full_frac: return duration * rng.uniform(0.9, 1.0)
@@ -133,7 +132,7 @@ def place(length, duration, rng, centre=None, start=None):
     start = float(np.clip(start, 0, max(duration - length, 0)))
     return start, min(start + length, duration)
 
-# %% ../nbs/02_synthetic.ipynb 21
+# %% ../nbs/02_synthetic.ipynb 18
 def sample_timeline(duration, n_actions, succ, partner, cfg, rng, max_tries=20):
     "A list of (class, start, end) with co-occurring and ordered pairs, no class overlapping itself."
     acts = []
@@ -153,7 +152,7 @@ def sample_timeline(duration, n_actions, succ, partner, cfg, rng, max_tries=20):
         acts.append((int(c), s, e))
     return sorted(acts, key=lambda a: (a[1], a[2]))
 
-# %% ../nbs/02_synthetic.ipynb 24
+# %% ../nbs/02_synthetic.ipynb 21
 SUBJECTS = ('a person', 'person', 'the person', 'someone')
 
 def phrase(pair, form, rng):
@@ -161,7 +160,7 @@ def phrase(pair, form, rng):
     v, o = pair
     return f'{VERBS[v][form - 1]} {rng.choice(ARTICLES.get(o, ("the", "a")))} {o}'
 
-# %% ../nbs/02_synthetic.ipynb 27
+# %% ../nbs/02_synthetic.ipynb 24
 def cooccurring_pairs(acts, min_overlap=1.5):
     "Index pairs (i, j) of different classes overlapping for at least `min_overlap` seconds."
     return [(i, j) for i, (ci, si, ei) in enumerate(acts) for j, (cj, sj, ej) in enumerate(acts)
@@ -172,7 +171,7 @@ def ordered_pairs(acts, max_gap=3.0):
     return [(i, j) for i, (ci, si, ei) in enumerate(acts) for j, (cj, sj, ej) in enumerate(acts)
             if ci != cj and sj >= (si + ei) / 2 and sj <= ei + max_gap and ej > ei]
 
-# %% ../nbs/02_synthetic.ipynb 30
+# %% ../nbs/02_synthetic.ipynb 27
 def make_sentence(kind, acts, pairs, rng):
     "(kind, text, window) of one sentence about the timeline `acts` [(class, start, end)]."
     subj = rng.choice(SUBJECTS)
@@ -186,7 +185,7 @@ def make_sentence(kind, acts, pairs, rng):
         return kind, f'{subj} is {phrase(pairs[ci], 2, rng)} while {phrase(pairs[cj], 2, rng)}.', (max(si, sj), min(ei, ej))
     return kind, f'{subj} {phrase(pairs[ci], 1, rng)} then {phrase(pairs[cj], 1, rng)}.', (si, ej)
 
-# %% ../nbs/02_synthetic.ipynb 33
+# %% ../nbs/02_synthetic.ipynb 30
 def soft_box(t, start, end, onset):
     "A box on [start, end] with sigmoid edges that rise over about `onset` seconds."
     w = max(onset, 1e-6) / 4.4                                                    # 10%-90% rise = 4.4 w
@@ -201,7 +200,7 @@ def smooth_noise(T, dim, sigma, rng):
     k /= np.sqrt((k ** 2).sum())                                                  # keeps unit variance
     return np.stack([np.convolve(x[:, d], k, mode='same') for d in range(dim)], 1)  # [T, dim]
 
-# %% ../nbs/02_synthetic.ipynb 36
+# %% ../nbs/02_synthetic.ipynb 33
 def render_features(timeline, distractors, duration, grid, prototypes, background, cfg, rng):
     "Features [T, D] float32 of one video from its latent timeline (class, start, end) and distractors."
     T, D = grid.num_steps(duration), prototypes.shape[1]
@@ -213,7 +212,7 @@ def render_features(timeline, distractors, duration, grid, prototypes, backgroun
         x += cfg.signal * soft_box(t, s, e, cfg.onset)[:, None] * background[k]
     return x.astype(np.float32)
 
-# %% ../nbs/02_synthetic.ipynb 39
+# %% ../nbs/02_synthetic.ipynb 36
 @dataclass
 class SyntheticWorld:
     "A generated SYNTHETIC dataset: classes, annotated videos (train/test) and features rendered on demand."
@@ -252,13 +251,12 @@ class SyntheticWorld:
         for vid in self.videos: save_features(folder, vid, self.features(vid), fmt)
         return Path(folder)
 
-# %% ../nbs/02_synthetic.ipynb 41
+# %% ../nbs/02_synthetic.ipynb 38
 def video_kinds(n, cfg, rng):
     "Which labels each of n videos keeps: 'both', 'tad' (TAD only) or 'mr' (MR only), in the configured shares."
     n_both, n_mr = round(cfg.frac_both * n), round(cfg.frac_mr_only * n)
     return list(rng.permutation(['both'] * n_both + ['mr'] * n_mr + ['tad'] * (n - n_both - n_mr)))
 
-# %% ../nbs/02_synthetic.ipynb 43
 def make_sentences(vid, acts, pairs, cfg, rng):
     "1 + Poisson(sentences_mean - 1) distinct sentences about the timeline `acts`."
     n, out, seen = 1 + rng.poisson(cfg.sentences_mean - 1), [], set()
@@ -270,13 +268,13 @@ def make_sentences(vid, acts, pairs, cfg, rng):
         out.append(Sentence(f'{vid}#{len(out)}', text, ((round(s, 2), round(e, 2)),)))
     return out
 
-# %% ../nbs/02_synthetic.ipynb 45
+# %% ../nbs/02_synthetic.ipynb 40
 def sample_distractors(duration, cfg, rng):
     "Poisson(distractors_mean) unlabelled background motions (index, start, end) for one video."
     n = rng.poisson(cfg.distractors_mean) if cfg.n_distractors else 0
     return [(int(rng.integers(cfg.n_distractors)), *place(sample_length(duration, cfg, rng), duration, rng)) for _ in range(n)]
 
-# %% ../nbs/02_synthetic.ipynb 48
+# %% ../nbs/02_synthetic.ipynb 43
 def make_world(cfg: SyntheticConfig | None = None) -> SyntheticWorld:
     "Generate the SYNTHETIC world of `cfg` (deterministic given cfg.seed)."
     cfg = (cfg or SyntheticConfig()).validate()
@@ -291,15 +289,14 @@ def make_world(cfg: SyntheticConfig | None = None) -> SyntheticWorld:
             vid = f'syn{off + i:05d}'
             dur = round(float(np.clip(rng.normal(cfg.duration_mean, cfg.duration_std), *cfg.duration_range)), 2)
             n_act = 1 + rng.negative_binomial(cfg.actions_shape, cfg.actions_shape / (cfg.actions_shape + cfg.actions_mean - 1))
-            acts = [(c, round(s, 2), round(e, 2)) for c, s, e in sample_timeline(dur, n_act, succ, partner, cfg, rng)]
-            latent[vid] = acts
+            acts = latent[vid] = [(c, round(s, 2), round(e, 2)) for c, s, e in sample_timeline(dur, n_act, succ, partner, cfg, rng)]
             distractors[vid] = sample_distractors(dur, cfg, rng)
             actions = [Action(class_name(*pairs[c]), s, e) for c, s, e in acts] if kind != 'mr' else []
             sentences = make_sentences(vid, acts, pairs, cfg, rng) if kind != 'tad' else []
             videos[vid] = Video(vid, dur, subset, actions, sentences)
     return SyntheticWorld(cfg, [class_name(*p) for p in pairs], videos, cfg.grid, prototypes, background, latent, distractors)
 
-# %% ../nbs/02_synthetic.ipynb 51
+# %% ../nbs/02_synthetic.ipynb 46
 def world_stats(videos):
     "Charades-style statistics of a dict of Videos: counts per video, instance lengths, task coverage."
     vs = list(videos.values())
@@ -320,7 +317,7 @@ def world_stats(videos):
                 sentences_then=float(np.mean([' then ' in t for t in texts])) if texts else 0.0,
                 sentences_while=float(np.mean([' while ' in t for t in texts])) if texts else 0.0)
 
-# %% ../nbs/02_synthetic.ipynb 54
+# %% ../nbs/02_synthetic.ipynb 49
 def mentioned(text, pairs):
     "Indices of the (verb, object) classes a synthetic sentence mentions."
     return [i for i, (v, o) in enumerate(pairs)
@@ -347,11 +344,10 @@ def fig2_stats(world):
                 ordered_pairs_per_video=float(np.mean(order)), negatives_per_sentence=float(np.mean(neg)),
                 sentences_with_opposite_action=float(np.mean(hard)), tad_instances_per_sentence=float(np.mean(events)))
 
-# %% ../nbs/02_synthetic.ipynb 57
+# %% ../nbs/02_synthetic.ipynb 52
 def plot_synthetic_video(world, vid, max_dims=48):
     "Timeline, feature heat-map and per-class prototype read-out of one SYNTHETIC video."
     import matplotlib.pyplot as plt
-    from unimd.core import plot_timeline
     v, x = world.videos[vid], world.features(vid)                                 # x: [T, D]
     labels = list(dict.fromkeys(a.label for a in v.actions))
     n_rows = len(labels) + len({s.text for s in v.sentences})
@@ -370,10 +366,9 @@ def plot_synthetic_video(world, vid, max_dims=48):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_synthetic.ipynb 60
+# %% ../nbs/02_synthetic.ipynb 55
 def charades_verb_object(classes, root=None):
     "Verb and object ids of each Charades class from Charades_v1_mapping.txt (each class its own ids if absent)."
-    from unimd.data import find_file
     try: path = find_file(root, 'charades', 'Charades_v1_mapping.txt')
     except UniMDError: return [f'v{i}' for i in range(len(classes))], [f'o{i}' for i in range(len(classes))]
     rows = {}
@@ -387,7 +382,6 @@ def charades_verb_object(classes, root=None):
 
 def make_world_from_charades(cfg: SyntheticConfig | None = None, root=None, max_videos=None) -> SyntheticWorld:
     "A world of REAL Charades / Charades-STA annotations with SIMULATED features (optionally `max_videos` per split)."
-    from unimd.data import read_charades, read_charades_sta, charades_classes
     cfg = cfg or SyntheticConfig()
     rng = np.random.default_rng([cfg.seed, 2])
     classes = charades_classes(root)
