@@ -5,6 +5,7 @@ import pytest
 from unimd.core import UniMDError, Action, Sentence, Video, Moment, MR
 from unimd.data import atomic_file
 from unimd.data import *
+from unimd.interchange import *
 from unimd.stats import dataset_stats
 
 ROOT = Path(__file__).resolve().parents[1]

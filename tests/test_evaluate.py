@@ -267,20 +267,17 @@ def test_cli_help_and_in_process_errors():
 
 @needs_data
 def test_unimd_data_writers_round_trip_through_the_cli(tmp_path):
-    "The files unimd.data writes (real Charades test + Charades-STA) are what `unimd evaluate` reads: GT vs itself is 100."
-    data = pytest.importorskip('unimd.data')
-    if not all(hasattr(data, n) for n in ('read_charades', 'read_charades_sta', 'write_tad_json', 'write_tad_predictions',
-                                          'write_mr_jsonl', 'write_mr_predictions')):
-        pytest.skip('unimd.data writers not available')
+    "The files unimd.interchange writes (real Charades test + Charades-STA) are what `unimd evaluate` reads: GT vs itself is 100."
+    from unimd import data, interchange as files
     from unimd.core import Moment
     videos = data.read_charades_sta('test', data.read_charades('test', DATA), DATA)
-    data.write_tad_json(videos, tmp_path / 'gt.json')
+    files.write_tad_json(videos, tmp_path / 'gt.json')
     preds = {v: {} for v in videos}
     for v, x in videos.items():
         for a in x.actions: preds[v].setdefault(a.label, []).append(Moment(a.start, a.end, 1.0))
-    data.write_tad_predictions(preds, tmp_path / 'pred.json')
-    data.write_mr_jsonl(videos, tmp_path / 'gt.jsonl')
-    data.write_mr_predictions({v: {s.qid: [Moment(*s.windows[0], 1.0)] for s in x.sentences} for v, x in videos.items()},
+    files.write_tad_predictions(preds, tmp_path / 'pred.json')
+    files.write_mr_jsonl(videos, tmp_path / 'gt.jsonl')
+    files.write_mr_predictions({v: {s.qid: [Moment(*s.windows[0], 1.0)] for s in x.sentences} for v, x in videos.items()},
                               tmp_path / 'pred.jsonl')
     for task, bench, ext, subset in (('tad', 'charades', 'json', []), ('tad', 'activitynet', 'json', ['--subset', 'test']),
                                      ('mr', 'charades-sta', 'jsonl', [])):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from unimd.core import Moment, UniMDError
 from unimd.cli import main
-from unimd.data import write_tad_json, write_mr_jsonl, write_mr_predictions, read_mr_predictions
+from unimd.interchange import write_tad_json, write_mr_jsonl, write_mr_predictions, read_mr_predictions
 from unimd.train import load_config, train
 from unimd.synthetic import make_world
 from unimd.formats import (FORMATS, read_format, write_format, validate_ego4d_nlq, validate_activitynet, validate_ego4d_mq,

@@ -81,7 +81,7 @@ def study_metrics(metrics: dict, benchmark: str) -> dict:
 # %% ../nbs/39_studies.ipynb 23
 def final_predictions(out, history) -> dict:
     "The prediction files of a finished run, for the tasks of its last phase."
-    from unimd.data import read_tad_predictions, read_mr_predictions
+    from unimd.interchange import read_tad_predictions, read_mr_predictions
     tasks, out = phase_tasks(history[-1]['name']), Path(out)
     read = {TAD: lambda: read_tad_predictions(out / 'predictions_tad.json'), MR: lambda: read_mr_predictions(out / 'predictions_mr.jsonl')}
     return {t: read[t]() for t in tasks}

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 from .core import UniMDError, Action, Sentence, Video
-from .data import atomic_file, fix_segment, merge_videos, read_tad_json, read_mr_jsonl, write_tad_json, write_mr_jsonl
+from .data import atomic_file, fix_segment, merge_videos, read_mr_jsonl
+from .interchange import read_tad_json, write_tad_json, write_mr_jsonl
 from .features import FeatureGrid, load_features, round_up, FEATURE_EXTS
 
 # %% auto 0

@@ -232,7 +232,7 @@ def nlq_prediction_lines(path):
 # %% ../nbs/06_formats.ipynb 41
 def run_predictions(source) -> tuple:
     "(TAD, MR, texts) from a run folder or one of its prediction files (None for a task it does not hold)."
-    from unimd.data import read_tad_predictions, read_mr_predictions
+    from unimd.interchange import read_tad_predictions, read_mr_predictions
     p = Path(source)
     if not p.exists(): raise UniMDError(f"{p} not found: give a run folder of `unimd train` or a predictions file")
     files = [p / 'predictions_tad.json', p / 'predictions_mr.jsonl'] if p.is_dir() else [p]

@@ -114,7 +114,7 @@ def score(split: Split, preds: dict, dataset='synthetic') -> dict:
 
 def write_predictions(preds: dict, out) -> list:
     "predictions_tad.json and predictions_mr.jsonl in the interchange formats."
-    from unimd.data import write_tad_predictions, write_mr_predictions
+    from unimd.interchange import write_tad_predictions, write_mr_predictions
     out = Path(out); paths = []
     if TAD in preds: paths.append(write_tad_predictions(preds[TAD], out / 'predictions_tad.json'))
     if MR in preds: paths.append(write_mr_predictions(preds[MR], out / 'predictions_mr.jsonl'))
