@@ -11,8 +11,9 @@ from .core import UniMDError, Action, Sentence, Video
 from .data import _check_split, _field, anet_vid, load_json, merge_videos, read_captions_file
 
 # %% auto 0
-__all__ = ['OFFICIAL_SUBSETS', 'read_official_tad', 'read_official_mr', 'read_official', 'official_features', 'official_concat',
-           'released_features', 'released_class_queries', 'ego4d_query_key', 'ReleasedText', 'released_text']
+__all__ = ['OFFICIAL_SUBSETS', 'RELEASED', 'read_official_tad', 'read_official_mr', 'read_official', 'official_features',
+           'official_concat', 'released_features', 'released_class_queries', 'ego4d_query_key', 'ReleasedText',
+           'released_text', 'released_sets']
 
 # %% ../nbs/24_released.ipynb 6
 OFFICIAL_SUBSETS = {'train': ('training', 'train'), 'test': ('validation', 'val', 'testing', 'test')}
@@ -143,4 +144,27 @@ def released_text(dc, classes) -> ReleasedText:
                          "fix data.text_classes or data.text_classes_layout")
     where = ' and '.join(x for x in (dc.text_classes, dc.text_queries and f'{dc.text_queries}/*{dc.text_queries_suffix}.npz') if x)
     return ReleasedText(classes, q, dc.text_queries, dc.text_queries_suffix, ego4d_query_key if dc.dataset == 'ego4d' else (lambda s: s), where)
+
+
+# %% ../nbs/24_released.ipynb 32
+RELEASED = {   # our config -> the --set values for the released files (paths relative to the release folder R)
+    'ego4d': ['data.features=R/ego4d/features', 'data.tad_file=R/ego4d/mq_annotations.json', 'data.mr_file=R/ego4d/nlq_annotations.json',
+              'data.text_classes=R/ego4d/mq_classifier.npz', 'data.text_queries=R/ego4d/nlq_query_feats'],
+    'charades': ['data.features=R/charades/i3d', 'data.feature_suffix=_rgb_flow', 'data.features_clip=R/charades/clip',
+                 'data.tad_file=R/charades/Charades_v1_{split}.json', 'data.mr_file=R/charades/charades_sta_{split}.json',
+                 'data.text_classes=R/charades/tad_classifier.npz', 'data.text_classes_layout=columns',
+                 'data.text_queries=R/charades/mr_query_feats'],
+    'charades_i3d': ['data.features=R/charades/i3d', 'data.feature_suffix=_rgb_flow',
+                     'data.tad_file=R/charades/Charades_v1_{split}.json', 'data.mr_file=R/charades/charades_sta_{split}.json',
+                     'data.text_classes=R/charades/tad_classifier.npz', 'data.text_classes_layout=columns',
+                     'data.text_queries=R/charades/mr_query_feats'],
+    'anet': ['data.features=R/anet/features', 'data.tad_file=R/anet/tad.json', 'data.mr_file=R/anet/captions_{split}.json', 'data.num_classes=1',
+             'data.text_classes=R/anet/tad_classifier.npz', 'data.text_classes_layout=average',
+             'data.text_queries=R/anet/mr_query_feats', 'data.text_queries_suffix=_validationV2'],
+}
+
+def released_sets(config: str, root) -> list:
+    "The --set values that read the released files of `config` from the release folder `root`, CLIP embeddings included."
+    if config not in RELEASED: raise UniMDError(f'no released data layout for config {config!r}: one of {list(RELEASED)}')
+    return ['model.text_encoder=released'] + [s.replace('=R/', f'={Path(root).as_posix()}/', 1) for s in RELEASED[config]]
 
