@@ -13,8 +13,8 @@ from .config import Config, update_config, config_dict, check_same_config
 from .model import UniMD
 
 # %% auto 0
-__all__ = ['code_version', 'unwrap', 'run_state', 'save_checkpoint', 'load_checkpoint', 'resume', 'StopOnInterrupt',
-           'checkpoint_config', 'weights_mismatch', 'load_trained', 'init_weights']
+__all__ = ['code_version', 'unwrap', 'run_state', 'save_checkpoint', 'read_torch_file', 'load_checkpoint', 'resume',
+           'StopOnInterrupt', 'checkpoint_config', 'weights_mismatch', 'load_trained', 'init_weights']
 
 # %% ../nbs/18_checkpoint.ipynb 5
 def code_version() -> str:
@@ -61,23 +61,26 @@ def _file_kind(path: Path) -> str:
     except UnicodeDecodeError: return 'binary'
 
 # %% ../nbs/18_checkpoint.ipynb 17
+def read_torch_file(path: Path, what: str, fix: str, again: str, unsafe: str):
+    "torch.load(path, weights_only=True), with one line for each way a file fails: missing, text, empty, not torch, cut short, pickled objects."
+    if not path.is_file(): raise UniMDError(f"{what} {path} not found: {fix}")
+    kind = _file_kind(path)
+    if kind == 'text': raise UniMDError(f"{path} is a text file (a config or a log?), not a torch checkpoint: {fix}")
+    if kind == 'empty': raise UniMDError(f"{path} is empty: it was cut short; {again}")
+    if kind == 'binary': raise UniMDError(f"{path} is not a torch checkpoint: {fix}")
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        if 'weights only' in str(e).lower() and 'unsupported' in str(e).lower():         # torch refused a pickled object
+            raise UniMDError(f"{path} holds Python objects beyond tensors and plain data (not safe to unpickle): {unsafe}") from None
+        raise UniMDError(f"{path} is truncated or damaged (torch cannot read it as a whole file): {again}") from None
+
 def load_checkpoint(path) -> dict:
     "A checkpoint written by `save_checkpoint` (tensors and plain data only); a run folder means its checkpoint.pt."
     path = Path(path)
     if path.is_dir(): path = path / 'checkpoint.pt'
     fix = "give the checkpoint.pt written by `unimd train` (or its run folder)"
-    if not path.is_file(): raise UniMDError(f"checkpoint {path} not found: {fix}")
-    kind = _file_kind(path)
-    if kind == 'text': raise UniMDError(f"{path} is a text file (a config or a log?), not a checkpoint: {fix}")
-    if kind == 'empty': raise UniMDError(f"{path} is empty: it was cut short; copy it again, or rerun `unimd train` to rewrite it")
-    if kind == 'binary': raise UniMDError(f"{path} is not a checkpoint (not a torch file): {fix}")
-    try: ck = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        if isinstance(e, (RuntimeError, EOFError)) and ('zip' in str(e) or isinstance(e, EOFError)):
-            raise UniMDError(f"{path} is truncated or damaged (torch cannot read it as a whole file): copy it again, "
-                             "or rerun `unimd train` with the same --out to rewrite it") from None
-        raise UniMDError(f"{path} holds Python objects beyond tensors and plain data, so it was not written by unimd "
-                         f"(and is not safe to unpickle): {fix}") from None
+    ck = read_torch_file(path, 'checkpoint', fix, again="copy it again, or rerun `unimd train` with the same --out to rewrite it",
+                         unsafe=f"it was not written by unimd; {fix}")
     if not isinstance(ck, dict) or 'config' not in ck:
         raise UniMDError(f"{path} is a torch file but not a unimd checkpoint (no config in it): {fix}")
     return ck

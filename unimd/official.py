@@ -14,6 +14,7 @@ import unimd
 from .core import Batch, UniMDError
 from .model import UniMD, ModelConfig
 from .config import Config, load_config, config_dict, update_config, parse_sets
+from .checkpoint import read_torch_file
 from .released import official_features
 
 # %% auto 0
@@ -149,16 +150,8 @@ OFFICIAL_FIX = "give a .pth.tar released by github yingsen1/UniMD (or saved by i
 def read_official(path) -> dict:
     "The state dict of an official checkpoint: `state_dict_ema`, else `state_dict`, with `module.` stripped."
     path = Path(path)
-    if not path.is_file(): raise UniMDError(f"official checkpoint {path} not found: {OFFICIAL_FIX}")
-    with open(path, 'rb') as f: head = f.read(4)
-    if not (head.startswith(b'PK\x03\x04') or head[:1] == b'\x80'):                   # torch's zip or legacy pickle
-        raise UniMDError(f"{path} is not a torch checkpoint: {OFFICIAL_FIX}")
-    try: ck = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        if 'weights only' in str(e).lower() and 'unsupported' in str(e).lower():
-            raise UniMDError(f"{path} holds Python objects beyond tensors (not safe to unpickle): re-save its state_dict_ema "
-                             "with torch.save in the official environment") from None
-        raise UniMDError(f"{path} is truncated or damaged ({' '.join(str(e).split())[:80]}): download it again") from None
+    ck = read_torch_file(path, 'official checkpoint', OFFICIAL_FIX, again='download it again',
+                         unsafe='re-save its state_dict_ema with torch.save in the official environment')
     if isinstance(ck, dict) and 'config' in ck and 'model' in ck:
         raise UniMDError(f"{path} is already a unimd checkpoint: use it directly (unimd predict --checkpoint {path})")
     sd = ck.get('state_dict_ema') or ck.get('state_dict') if isinstance(ck, dict) else None
