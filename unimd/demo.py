@@ -73,7 +73,7 @@ def run_demo(out='demo_out', quick=False, progress=True, runs=RUNS, cfg=None, lo
     df.attrs['reused'] = reused                   # the result files say which runs an earlier demo made
     return df
 
-# %% ../nbs/22_demo.ipynb 15
+# %% ../nbs/22_demo.ipynb 17
 TITLE = 'SYNTHETIC world (not real data): dedicated vs co-trained UniMD, percent'
 
 def format_table(df) -> str:
@@ -118,7 +118,7 @@ def save_report(df, out, quick=False, notes=()):
     plt.close(ax.figure)
     return csv_path, png
 
-# %% ../nbs/22_demo.ipynb 18
+# %% ../nbs/22_demo.ipynb 22
 def write_try_files(world, out, n=3) -> dict:
     "Features of `n` test videos and the test split's ground truth under out/try -> {'features': [paths], 'tad': ..., 'mr': ...}."
     folder, test = Path(out) / 'try', world.split('test')
@@ -127,7 +127,7 @@ def write_try_files(world, out, n=3) -> dict:
     return dict(features=feats, tad=write_tad_json({k: v for k, v in test.items() if v.has_tad}, folder / 'gt_tad.json'),
                 mr=write_mr_jsonl({k: v for k, v in test.items() if v.has_mr}, folder / 'gt_mr.jsonl'))
 
-# %% ../nbs/22_demo.ipynb 20
+# %% ../nbs/22_demo.ipynb 24
 def try_commands(out, made, world, run='sync', quick=False) -> list:
     "The commands that try the demo's checkpoint, features and ground truth (printed last by `unimd demo`)."
     q = lambda p: shlex.quote(str(p))
@@ -138,7 +138,7 @@ def try_commands(out, made, world, run='sync', quick=False) -> list:
             f'unimd evaluate mr --benchmark charades-sta --gt {q(made["mr"])} --pred {q(ck / "predictions_mr.jsonl")}',
             f'unimd app --checkpoint {q(ck / "checkpoint.pt")}']
 
-# %% ../nbs/22_demo.ipynb 25
+# %% ../nbs/22_demo.ipynb 29
 TIMES = ('one thread: about 7 min of CPU time, --quick about 2.2 min; on a shared 2-core machine the wall time was '
          '27 min and 10-14 min beside six other jobs (README)')
 
