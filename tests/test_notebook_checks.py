@@ -12,7 +12,7 @@ DONE = ['00_core', '01_data', '01b_interchange', '02_synthetic', '10_text', '12_
         '41_ablation_data_volume', '42_ablation_loss_and_head', '43_check_features',
         '06_formats', '07_evaluate_cli', '32_app', '33_pretrained', '34_own_dataset', '24_released',
         '03_features', '04_stats', '05_evaluate', '11_vision', '14_loss', '15_decode', '16_model', '22_demo',
-        '23_official', '30_extract', '90_cli', 'index']
+        '23_official', '30_extract', '90_cli', 'index', '05b_evaluate_rules']
 CHECK_CALLS = {'test', 'test_eq', 'test_ne', 'test_close', 'test_fail', 'test_is', 'test_warns', 'test_stdout',
                'test_eq_type', 'test_shuffled', 'test_fig_exists'}
 
@@ -77,6 +77,36 @@ def test_every_exported_cell_has_two_checks(name):
     cells = exported_cells(NBS / f'{name}.ipynb')
     weak = [i for i, (_, c) in enumerate(cells) if c < 2]
     assert not weak, f'{name}: exported cells {weak} (0-based among exported cells) have fewer than 2 checks after them'
+
+
+# stored outputs and code name no folder of the machine that ran them (issue 18); the other notebooks are being cleaned
+NO_MACHINE_PATHS = ['index', '00_core', '01_data', '01b_interchange', '04_stats', '05_evaluate', '05b_evaluate_rules', '22_demo']
+MACHINE_PATH = re.compile(r'(?<![\w.])(?:/work/|/home/|/root/|/tmp/|/Users/|/private/var/|[A-Z]:\\{1,2}Users\\)')
+
+
+def machine_paths(path) -> list:
+    "(cell index, matched text) for each absolute machine folder in a notebook's code or stored outputs."
+    out = []
+    for i, c in enumerate(json.loads(Path(path).read_text())['cells']):
+        if c['cell_type'] != 'code': continue
+        text = ''.join(c['source']) + json.dumps(c.get('outputs', []))
+        out += [(i, text[max(m.start() - 20, 0):m.end() + 30]) for m in MACHINE_PATH.finditer(text)]
+    return out
+
+
+def test_machine_paths_found_in_a_built_notebook(tmp_path):
+    cell = lambda s, o: {'cell_type': 'code', 'source': s, 'metadata': {}, 'execution_count': None,
+                         'outputs': [{'output_type': 'stream', 'name': 'stdout', 'text': o}]}
+    nb = {'cells': [cell("root = '../../shared/data'", 'demo/runs/x.pt\n'), cell('print(d)', '/tmp/tmpab12/runs/x.pt\n'),
+                    cell("p = '/work/shared/data'", '')]}
+    (tmp_path / 'x.ipynb').write_text(json.dumps(nb))
+    assert [i for i, _ in machine_paths(tmp_path / 'x.ipynb')] == [1, 2]
+
+
+@pytest.mark.parametrize('name', NO_MACHINE_PATHS)
+def test_no_machine_path_in_code_or_stored_outputs(name):
+    found = machine_paths(NBS / f'{name}.ipynb')
+    assert not found, f'{name}: absolute machine paths (print a relative path or the dataset name): {found[:3]}'
 
 
 if __name__ == '__main__':
