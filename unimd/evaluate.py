@@ -16,7 +16,7 @@ __all__ = ['TAD_THRESHOLDS', 'TAD_BENCHMARKS', 'EGO4D_RECALL', 'MR_BENCHMARKS', 
            'as_mr', 'evaluate_tad', 'evaluate_mr', 'pr_curve', 'plot_pr_curve']
 
 # %% ../nbs/05_evaluate.ipynb 5
-TAD_THRESHOLDS = {  # the official arrays: np.linspace's last-bit rounding included (see "tIoU at a threshold" below)
+TAD_THRESHOLDS = {  # the official arrays: np.linspace's last-bit rounding included (05b_evaluate_rules: "tIoU at a threshold")
     'activitynet': np.linspace(0.5, 0.95, 10),
     'ego4d': np.linspace(0.1, 0.5, 5),
     'thumos': np.linspace(0.3, 0.7, 5),
