@@ -151,3 +151,40 @@ def test_imported_official_checkpoint_exports(tmp_path):
     assert all(torch.equal(pt.model.state_dict()[k], v) for k, v in model.state_dict().items())
     assert pt.origin.startswith('Imported from the official checkpoint `checkpoint.pth.tar`')
     assert pt.origin in (tmp_path / 'pt' / CARD_FILE).read_text() and read_card(tmp_path / 'pt' / CARD_FILE)['unimd']['dataset'] == 'ego4d'
+
+
+def test_export_pretrained_never_overwrites_without_force(run, tmp_path):
+    d = run[0]
+    out = tmp_path / 'mine'; out.mkdir(); (out / 'README.md').write_text('my own notes')
+    code, _, err = cli('export-pretrained', d / 'run', out)
+    assert code == 2 and 'already holds files' in err and '--force' in err and err.count('\n') == 1, err
+    assert (out / 'README.md').read_text() == 'my own notes' and sorted(p.name for p in out.iterdir()) == ['README.md']
+    code, _, err = cli('export-pretrained', d / 'run', out, '--force')
+    assert code == 0, err
+    assert read_card(out / CARD_FILE)['library_name'] == 'unimd' and 'arxiv:2404.04933' in read_card(out / CARD_FILE)['tags']
+    code, _, err = cli('export-pretrained', d / 'run', d / 'run', '--force')
+    assert code == 2 and 'holds) the input' in err, err
+
+
+def test_unimd_model_is_a_hub_mixin(run):
+    from huggingface_hub import ModelHubMixin
+    from unimd.model import UniMD
+    d = run[0]
+    assert issubclass(UniMD, ModelHubMixin) and all(hasattr(UniMD, m) for m in ('from_pretrained', 'save_pretrained', 'push_to_hub'))
+    m = UniMD.from_pretrained(d / 'pt')                # the folder `unimd export-pretrained` wrote, read by the mixin
+    pt = from_pretrained(d / 'pt')
+    assert m.cfg == pt.model.cfg and all(torch.equal(m.state_dict()[k], v) for k, v in pt.model.state_dict().items())
+
+
+def test_push_says_in_one_line_why_it_cannot(run, monkeypatch):
+    import subprocess, sys, time
+    d = run[0]
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+    r = subprocess.run(['unimd', 'push', str(d / 'pt'), 'me/unimd-test'], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and 'HF_HUB_OFFLINE=1' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    # online but no hub: a closed local port answers at once (nothing leaves the machine)
+    env = {**os.environ, 'HF_HUB_OFFLINE': '0', 'HF_ENDPOINT': 'http://127.0.0.1:9', 'HF_TOKEN': 'hf_test'}
+    t = time.time()
+    r = subprocess.run(['unimd', 'push', str(d / 'pt'), 'me/unimd-test'], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and 'could not be reached' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    assert time.time() - t < 60

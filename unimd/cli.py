@@ -22,6 +22,7 @@ COMMANDS = {
     'check':    ('unimd.check', 'check a downloaded feature folder (ids, shapes, widths, lengths, NaNs) before training'),
     'export':   ('unimd.formats', "predictions as ActivityNet JSON, Moment-DETR JSONL or Ego4D MQ/NLQ challenge files"),
     'export-pretrained': ('unimd.pretrained', 'a run as a pretrained folder: config.json, model.safetensors, a model card with the feature spec'),
+    'push':     ('unimd.pretrained', 'upload a run or a pretrained folder to the Hugging Face hub (OWNER/NAME)'),
     'dataset':  ('unimd.dataset', 'annotation files and a config from a table of moments (label or sentence) in your own videos'),
     'import-official': ('unimd.official', 'convert a released official UniMD checkpoint (.pth.tar) into a unimd checkpoint'),
 }

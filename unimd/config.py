@@ -124,9 +124,10 @@ def parse_sets(sets) -> dict:
 
 # %% ../nbs/17_config.ipynb 19
 def config_dirs():
-    "Where named configs live: ./configs, then the repository's configs/ beside the package."
+    "Where named configs live: ./configs, then the package's own (unimd/configs in a wheel, the repository's configs/ in a checkout)."
     import unimd
-    return [Path('configs'), Path(unimd.__file__).resolve().parent.parent / 'configs']
+    pkg = Path(unimd.__file__).resolve().parent
+    return [Path('configs'), pkg / 'configs', pkg.parent / 'configs']
 
 def config_names() -> list:
     "The names of the configs in `config_dirs()`."

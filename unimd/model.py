@@ -20,8 +20,8 @@ from .losses import UniMDLoss
 from .text import TEXT_DIMS
 
 # %% auto 0
-__all__ = ['ModelConfig', 'Outputs', 'check_batch', 'UniMD', 'moments_in_seconds', 'random_batch', 'grads_of', 'grad_err',
-           'param_table']
+__all__ = ['HUB_CARD', 'ModelConfig', 'Outputs', 'check_batch', 'as_model_config', 'UniMD', 'moments_in_seconds', 'random_batch',
+           'grads_of', 'grad_err', 'param_table']
 
 # %% ../nbs/16_model.ipynb 5
 @dataclass
@@ -151,12 +151,28 @@ def check_batch(batch: Batch, cfg: ModelConfig):
         raise UniMDError(f'video {vid(b)} has no queries: give it the TAD class names and/or its MR sentences')
     if not torch.isfinite(q[qmask]).all(): raise UniMDError('some query embeddings are NaN or inf: re-encode the queries')
 
-# %% ../nbs/16_model.ipynb 15
-class UniMD(nn.Module):
+# %% ../nbs/16_model.ipynb 16
+from huggingface_hub import PyTorchModelHubMixin
+
+HUB_CARD = dict(library_name='unimd', repo_url='https://github.com/unimd/unimd', paper_url='https://arxiv.org/abs/2404.04933',
+                license='apache-2.0', tags=['video', 'temporal-action-detection', 'moment-retrieval', 'unimd'])
+
+def as_model_config(cfg=None, saved=None) -> ModelConfig:
+    "A ModelConfig from itself, from its dict (config.json's `cfg`), or from a unimd pretrained folder's `config.model` (`saved`)."
+    if cfg is None and isinstance((saved or {}).get('config'), dict): cfg = saved['config'].get('model') or {}
+    if cfg is None or isinstance(cfg, ModelConfig): return cfg or ModelConfig()
+    if not isinstance(cfg, dict): raise UniMDError(f"a model config is a ModelConfig or a dict, not {type(cfg).__name__}")
+    known = [f.name for f in dataclasses.fields(ModelConfig)]
+    bad = [str(k)[:40] for k in cfg if k not in known]
+    if bad: raise UniMDError(f"unknown model config key(s) {', '.join(bad[:5])}: written by another unimd version? valid keys: {', '.join(known)}")
+    return ModelConfig(**cfg)
+
+# %% ../nbs/16_model.ipynb 18
+class UniMD(nn.Module, PyTorchModelHubMixin, **HUB_CARD):
     "Fig. 3: vision encoder (eq. 6) + query-dependent classification (eq. 7) and regression (eq. 8-9) heads."
-    def __init__(self, cfg: ModelConfig | None = None, qconv: str = 'batched'):
-        super().__init__()
-        self.cfg = cfg = cfg or ModelConfig()
+    def __init__(self, cfg: ModelConfig | dict | None = None, qconv: str = 'batched', **saved):
+        super().__init__()                                  # saved: the rest of a pretrained config.json (from_pretrained)
+        self.cfg = cfg = as_model_config(cfg, saved)
         off, width = cfg.compat == 'official', cfg.head_dim or cfg.channels
         self.vision = VisionEncoder(cfg.feat_dim, cfg.channels, cfg.embd_kernel, cfg.n_embd_convs, cfg.n_stem, cfg.convnext_depths,
                                     cfg.block_kernel, cfg.fpn_layers, cfg.fpn_kernel, cfg.drop_path, official=off)
@@ -200,14 +216,22 @@ class UniMD(nn.Module):
                 r.update({q: moments_in_seconds(d, batch, b) for q, d, ok in zip(batch.qids[b], dets[b], qmask[b].tolist()) if ok})
         return res
 
-# %% ../nbs/16_model.ipynb 17
+# %% ../nbs/16_model.ipynb 20
+@classmethod
+def _hub_from_pretrained(cls, *, model_id, map_location='cpu', strict=True, **kw):
+    "PyTorchModelHubMixin's loader, strict: a weight that does not fit the config is an error, never silently left random."
+    return PyTorchModelHubMixin._from_pretrained.__func__(cls, model_id=model_id, map_location=map_location, strict=strict, **kw)
+
+UniMD._from_pretrained = _hub_from_pretrained
+
+# %% ../nbs/16_model.ipynb 22
 def moments_in_seconds(det, batch: Batch, b: int) -> list:
     "Detections [k, 3] (start, end in feature steps; score) of video b -> Moments in seconds within [0, duration]."
     if len(det) == 0: return []
     se = batch.seconds(det[:, :2].double().cpu(), b).clamp(0, float(batch.durations[b]))   # [k, 2]
     return [Moment(float(s), float(e), float(sc)) for (s, e), sc in zip(se.tolist(), det[:, 2].tolist())]
 
-# %% ../nbs/16_model.ipynb 20
+# %% ../nbs/16_model.ipynb 25
 def random_batch(cfg: ModelConfig, B=2, T=None, n_classes=110, n_sentences=3, lengths=None, seed=0) -> Batch:
     "A Batch of random features and unit query embeddings at `cfg`'s shape: C class names + N sentences per video."
     g = torch.Generator().manual_seed(seed)
@@ -231,7 +255,7 @@ def random_batch(cfg: ModelConfig, B=2, T=None, n_classes=110, n_sentences=3, le
     return Batch(feats, mask, qemb, torch.ones(B, Q, dtype=torch.bool), qtask, segments, [f'random{b}' for b in range(B)],
                  qids, torch.zeros(B, dtype=torch.float64), torch.ones(B, dtype=torch.float64), lengths.double())
 
-# %% ../nbs/16_model.ipynb 24
+# %% ../nbs/16_model.ipynb 29
 def grads_of(model, batch):
     "Outputs, loss terms and parameter gradients of one forward/backward of `model` on `batch`."
     model.zero_grad()
@@ -245,7 +269,7 @@ def grad_err(g1: dict, g2: dict):
     scale = max(g.abs().max() for g in g2.values())
     return (max((g1[n] - g2[n]).abs().max() for n in g2) / scale).item()
 
-# %% ../nbs/16_model.ipynb 31
+# %% ../nbs/16_model.ipynb 36
 def param_table(model: UniMD) -> dict:
     "Parameters per part of the model (millions)."
     v = model.vision

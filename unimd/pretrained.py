@@ -4,7 +4,7 @@
 
 # %% ../nbs/33_pretrained.ipynb 3
 from __future__ import annotations
-import argparse, json
+import argparse, json, os
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -14,14 +14,14 @@ from .data import atomic_file
 from .config import Config, update_config, config_dict
 from .checkpoint import load_trained, weights_mismatch, code_version
 from .splits import data_grid
-from .model import UniMD
+from .model import UniMD, HUB_CARD
 from .extract import read_feature_meta, META_FILE
 
 # %% auto 0
 __all__ = ['SPEC_KEYS', 'CONFIG_FILE', 'WEIGHTS_FILE', 'CARD_FILE', 'HUB_DATASETS', 'config_spec', 'spec_mismatch',
            'check_feature_spec', 'spec_extractor', 'random_clip', 'model_tasks', 'Pretrained', 'model_card',
            'read_card', 'save_pretrained', 'pretrained_folder', 'from_pretrained', 'run_pretrained', 'export_parser',
-           'cli_export_pretrained']
+           'check_out_folder', 'cli_export_pretrained', 'push_pretrained', 'push_parser', 'cli_push']
 
 # %% ../nbs/33_pretrained.ipynb 6
 SPEC_KEYS = ('extractor', 'dim', 'fps', 'stride', 'frames_per_clip', 'normalize')
@@ -99,7 +99,8 @@ class Pretrained:
 def model_card(pt: Pretrained) -> str:
     "README.md: YAML metadata (tasks, data, feature spec, metrics) for the hub and tools, then the same for people."
     c, s, m = pt.cfg, pt.spec, pt.metrics
-    meta = {'library_name': 'unimd', 'tags': ['video', 'temporal-action-detection', 'moment-retrieval', 'unimd'],
+    arxiv = 'arxiv:' + HUB_CARD['paper_url'].rsplit('/', 1)[1]                        # the hub links the paper from this tag
+    meta = {'library_name': HUB_CARD['library_name'], 'license': HUB_CARD['license'], 'tags': HUB_CARD['tags'] + [arxiv],
             **({'datasets': [HUB_DATASETS[c.data.dataset]]} if c.data.dataset in HUB_DATASETS else {}),
             'unimd': {'tasks': model_tasks(c), 'dataset': c.data.dataset, 'train_mode': c.train.mode,
                       'text_encoder': c.model.text_encoder, 'classes': len(pt.classes), 'feature_spec': s,
@@ -107,6 +108,8 @@ def model_card(pt: Pretrained) -> str:
     rows = lambda d, unit='': '\n'.join(f'| {k} | {v}{unit} |' for k, v in d.items())
     return (f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n"
             f"# UniMD: {' and '.join(t.upper() for t in model_tasks(c))} on {c.data.dataset}\n\n"
+            f"The model of [UniMD: Towards Unifying Moment Retrieval and Temporal Action Detection]({HUB_CARD['paper_url']}) "
+            f"(ECCV 2024), as the [unimd]({HUB_CARD['repo_url']}) library trains and loads it.\n\n"
             + (f"{pt.origin}; its config: " if pt.origin else "Trained by `unimd train` ")
             + f"(mode `{c.train.mode}`, sampler `{c.train.sampler}`) on the `{c.data.dataset}` "
             f"data; {len(pt.classes)} TAD classes; queries embedded by `{c.model.text_encoder}` ({c.model.text_dim}-d).\n\n"
@@ -125,14 +128,15 @@ def read_card(path) -> dict:
 
 # %% ../nbs/33_pretrained.ipynb 19
 def save_pretrained(pt: Pretrained, out) -> Path:
-    "Write `pt` as a pretrained folder `out`: config.json, model.safetensors (EMA weights), README.md."
-    from safetensors.torch import save
-    out = Path(out)
+    "Write `pt` as a pretrained folder `out`: config.json, model.safetensors (EMA weights), README.md, each file replaced whole."
+    import shutil, tempfile
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
     info = {'unimd_version': code_version(), 'config': config_dict(pt.cfg), 'classes': list(pt.classes),
             'feature_spec': pt.spec, 'metrics': pt.metrics, 'origin': pt.origin}
-    weights = save({k: v.detach().cpu().contiguous() for k, v in pt.model.state_dict().items()}, metadata={'format': 'pt'})
-    for name, data in ((WEIGHTS_FILE, weights), (CONFIG_FILE, json.dumps(info, indent=1).encode()), (CARD_FILE, model_card(pt).encode())):
-        with atomic_file(out / name) as f: f.write(data)
+    with tempfile.TemporaryDirectory(dir=out, prefix='.writing-') as tmp:            # beside `out`: the renames stay on one disk
+        pt.model.save_pretrained(tmp, config=info)                                    # UniMD's hub mixin: safetensors + config.json
+        (Path(tmp) / CARD_FILE).write_text(model_card(pt))
+        for name in (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE): os.replace(Path(tmp) / name, out / name)
     return out
 
 # %% ../nbs/33_pretrained.ipynb 22
@@ -185,15 +189,65 @@ def export_parser():
     p = argparse.ArgumentParser(prog='unimd export-pretrained', description='a run of `unimd train` as a pretrained folder '
                                 '(config.json, model.safetensors, README.md model card with the feature spec)')
     p.add_argument('run', help='run folder of `unimd train` (or its checkpoint.pt)')
-    p.add_argument('out', help='the pretrained folder to write')
+    p.add_argument('out', help='the pretrained folder to write (a new or empty folder, unless --force)')
+    p.add_argument('--force', action='store_true', help='write into an existing folder, replacing its three files')
     return p
 
+def check_out_folder(out, sources=(), force=False):
+    "Refuse to write a pretrained folder over files that are there (unless `force`), or over an input."
+    out = Path(out)
+    if any(Path(s).resolve() == out.resolve() or out.resolve() in Path(s).resolve().parents for s in sources):
+        raise UniMDError(f"{out} is (or holds) the input: give another output folder")
+    if out.exists() and not out.is_dir(): raise UniMDError(f"{out} is a file, not a folder: give a folder to write the model into")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UniMDError(f"{out} already holds files: give a new folder, or --force to replace its {CONFIG_FILE}, {WEIGHTS_FILE} and {CARD_FILE}")
+
 def cli_export_pretrained(argv) -> int:
-    "`unimd export-pretrained RUN DIR`."
+    "`unimd export-pretrained RUN DIR [--force]`."
     a = export_parser().parse_args(argv)
+    check_out_folder(a.out, [a.run], a.force)
     pt = run_pretrained(a.run)
     out = save_pretrained(pt, a.out)
     s = pt.spec
     print(f"{out}: {' + '.join(model_tasks(pt.cfg))} model, {len(pt.classes)} classes, features {s['dim']}-d from "
           f"{s['extractor'] or '(extractor not recorded)'} every {s['stride']} frames at {s['fps']:g} fps")
+    return 0
+
+# %% ../nbs/33_pretrained.ipynb 32
+def push_pretrained(source, repo_id, private=False, token=None, message='unimd push') -> str:
+    "Upload a pretrained folder (or a run, exported first) to the hub as `repo_id` -> the URL of the commit."
+    import tempfile
+    from huggingface_hub import HfApi
+    from huggingface_hub.constants import HF_HUB_OFFLINE
+    if str(repo_id).count('/') != 1 or not all(str(repo_id).split('/')):
+        raise UniMDError(f"{repo_id!r} is not a hub repository id: write OWNER/NAME, e.g. me/unimd-charades")
+    if HF_HUB_OFFLINE:
+        raise UniMDError("HF_HUB_OFFLINE=1 is set: pushing needs the network; unset it (and log in with `hf auth login`)")
+    source = Path(source)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = source if (source / CONFIG_FILE).is_file() else save_pretrained(run_pretrained(source), tmp)
+        from_pretrained(folder)                                     # only a folder that loads back is published
+        api = HfApi(token=token)
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=message,
+                                     allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, CARD_FILE])
+        except Exception as e:
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise UniMDError(f"the hub refused or could not be reached ({why}): check the network, `hf auth login` "
+                             f"and that you may write to {repo_id}") from None
+    return getattr(info, 'commit_url', str(info))
+
+def push_parser():
+    p = argparse.ArgumentParser(prog='unimd push', description='upload a run or a pretrained folder to the Hugging Face hub')
+    p.add_argument('source', help='a pretrained folder, or a run folder of `unimd train` (exported first)')
+    p.add_argument('repo_id', help='the hub repository, OWNER/NAME (created if it does not exist)')
+    p.add_argument('--private', action='store_true', help='create the repository private')
+    p.add_argument('--message', default='unimd push', help='the commit message')
+    return p
+
+def cli_push(argv) -> int:
+    "`unimd push RUN_OR_FOLDER OWNER/NAME [--private]`."
+    a = push_parser().parse_args(argv)
+    print(push_pretrained(a.source, a.repo_id, a.private, message=a.message))
     return 0

@@ -13,8 +13,8 @@ from .data import atomic_file
 
 # %% auto 0
 __all__ = ['TEXT_ENCODERS', 'TEXT_DIMS', 'default_cache_dir', 'EmbeddingCache', 'TextEncoder', 'minilm_path', 'mean_pool',
-           'MiniLMEncoder', 'hf_hub_cache', 'hf_offline', 'clip_weights_missing', 'ClipTextEncoder', 'HashTextEncoder',
-           'get_text_encoder', 'get_encoder', 'FrozenText', 'proposal_embedding']
+           'MiniLMEncoder', 'hf_hub_cache', 'hf_offline', 'hub_unreachable', 'clip_weights_missing', 'ClipTextEncoder',
+           'HashTextEncoder', 'get_text_encoder', 'get_encoder', 'FrozenText', 'proposal_embedding']
 
 # %% ../nbs/10_text.ipynb 6
 def default_cache_dir():
@@ -129,6 +129,15 @@ def hf_offline():
     "True when `HF_HUB_OFFLINE` asks the hub client never to touch the network."
     return os.environ.get('HF_HUB_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
 
+def hub_unreachable(timeout=3.0):
+    "Why the hub cannot be reached right now (one TCP connection, `timeout` s), or None: fail fast instead of retrying."
+    import socket
+    from urllib.parse import urlparse
+    url = urlparse(os.environ.get('HF_ENDPOINT') or 'https://huggingface.co')
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == 'https' else 80)), timeout=timeout): return None
+    except OSError as e: return f"{url.hostname}: {e.strerror or type(e).__name__}"
+
 # %% ../nbs/10_text.ipynb 26
 def clip_weights_missing(model, tag):
     "The hub file for open_clip (`model`, `tag`) when it is not in the local HF cache, else None."
@@ -186,6 +195,10 @@ class ClipTextEncoder(TextEncoder):
                 f'downloading them. Either run once with internet access (unset HF_HUB_OFFLINE; open_clip fetches '
                 f'https://huggingface.co/{missing}), or download that file and pass pretrained="/path/to/{Path(missing).name}", '
                 f"or use the offline encoder get_text_encoder('minilm')")
+        why = clip_weights_missing(m, p) and hub_unreachable()
+        if why:                                     # not cached, no network: say so now, not after a minute of retries
+            raise UniMDError(f"CLIP weights {m}/{p} are not in the Hugging Face cache ({hf_hub_cache()}) and the hub cannot be "
+                             f"reached ({why}): connect once to download them, or set HF_HUB_OFFLINE=1 and give a weight file")
 
     def _load(self):
         import open_clip
@@ -205,7 +218,7 @@ class ClipTextEncoder(TextEncoder):
     def _embed(self, texts):
         return self._model.encode_text(self.tokenizer(texts).to(self.device))    # [n, 512]
 
-# %% ../nbs/10_text.ipynb 35
+# %% ../nbs/10_text.ipynb 36
 _STOP = frozenset('a an the is are was to of and person someone their his her its'.split())
 
 class HashTextEncoder:
@@ -230,7 +243,7 @@ class HashTextEncoder:
                 out[i, h % self.dim] += w * (1 - 2 * ((h >> 20) & 1))
         return torch.nn.functional.normalize(out, dim=1)
 
-# %% ../nbs/10_text.ipynb 38
+# %% ../nbs/10_text.ipynb 39
 TEXT_ENCODERS = {'minilm': MiniLMEncoder, 'clip': ClipTextEncoder,
                  'clip-random': lambda **kw: ClipTextEncoder(pretrained=None, **kw), 'hash': HashTextEncoder}
 
@@ -240,7 +253,7 @@ def get_text_encoder(name: str = 'minilm', **kwargs) -> TextEncoder:
         raise UniMDError(f'unknown text encoder {name!r}: one of {list(TEXT_ENCODERS)}')
     return TEXT_ENCODERS[name](**kwargs)
 
-# %% ../nbs/10_text.ipynb 41
+# %% ../nbs/10_text.ipynb 42
 TEXT_DIMS = {'minilm': MiniLMEncoder.dim, 'clip': 512, 'clip-random': 512, 'hash': None, 'released': 512}   # None: any width (model.text_dim)
 
 def get_encoder(mc, dc=None, classes=()):
@@ -251,7 +264,7 @@ def get_encoder(mc, dc=None, classes=()):
         return released_text(dc, classes)
     return get_text_encoder(mc.text_encoder)
 
-# %% ../nbs/10_text.ipynb 44
+# %% ../nbs/10_text.ipynb 45
 class FrozenText:
     "A text encoder answered from precomputed embeddings: encode(texts) -> [N, dim] by lookup."
     def __init__(self, encoder, texts):
@@ -266,7 +279,7 @@ class FrozenText:
 
     def __getstate__(self): return {**self.__dict__, 'encoder': None}  # workers only look up
 
-# %% ../nbs/10_text.ipynb 47
+# %% ../nbs/10_text.ipynb 48
 def proposal_embedding(encoder: TextEncoder, classes) -> torch.Tensor:
     "ActivityNet's proposal query (paper 6.2): the average of the L2-normalised embeddings of all class names [dim]."
     if not len(classes): raise UniMDError('proposal_embedding needs at least one class name')
