@@ -12,7 +12,7 @@ LAYERS = [
     ('core', {'core'}),
     ('data and metrics', {'data', 'interchange', 'features', 'synthetic', 'released', 'stats', 'evaluate', 'evaluate_cli'}),
     ('model', {'text', 'vision', 'heads', 'assign', 'losses', 'decode', 'model'}),
-    ('run', {'config', 'checkpoint', 'splits'}),
+    ('run', {'config', 'checkpoint', 'splits', 'hub_format'}),
     ('fit', {'sampler', 'train'}),
     ('use', {'predictor', 'app', 'extract', 'official', 'official_train', 'pretrained', 'dataset', 'formats', 'check',
              'demo', 'ablation', 'at_work'}),

@@ -10,55 +10,18 @@ from pathlib import Path
 import torch
 import yaml
 from .core import UniMDError, TAD, MR
-from .data import atomic_file
 from .config import Config, update_config, config_dict
-from .checkpoint import load_trained, weights_mismatch, code_version
+from .checkpoint import weights_mismatch
 from .splits import data_grid
 from .model import UniMD, HUB_CARD
-from .extract import read_feature_meta, META_FILE
+from .hub_format import (SPEC_KEYS, config_spec, spec_mismatch, check_feature_spec, CONFIG_FILE, WEIGHTS_FILE, CARD_FILE,
+                              model_tasks, Pretrained, model_card, read_card, save_pretrained, run_pretrained)
 
 # %% auto 0
-__all__ = ['SPEC_KEYS', 'CONFIG_FILE', 'WEIGHTS_FILE', 'CARD_FILE', 'HUB_DATASETS', 'config_spec', 'spec_mismatch',
-           'check_feature_spec', 'spec_extractor', 'random_clip', 'model_tasks', 'Pretrained', 'model_card',
-           'read_card', 'save_pretrained', 'pretrained_folder', 'from_pretrained', 'run_pretrained', 'export_parser',
-           'check_out_folder', 'cli_export_pretrained', 'push_pretrained', 'push_parser', 'cli_push']
+__all__ = ['spec_extractor', 'random_clip', 'pretrained_folder', 'from_pretrained', 'export_parser', 'check_out_folder',
+           'cli_export_pretrained', 'push_pretrained', 'push_parser', 'cli_push']
 
-# %% ../nbs/33_pretrained.ipynb 6
-SPEC_KEYS = ('extractor', 'dim', 'fps', 'stride', 'frames_per_clip', 'normalize')
-
-def config_spec(cfg: Config) -> dict:
-    "The feature spec a config trains on: its grid and width, with the extractor and normalisation its feature folder records."
-    g = data_grid(cfg.data)
-    spec = dict(extractor=None, dim=int(cfg.model.feat_dim), fps=float(g.fps), stride=int(g.stride),
-                frames_per_clip=int(g.frames_per_clip), normalize=None)
-    if cfg.data.dataset == 'synthetic': spec.update(extractor='synthetic', normalize=False)
-    elif cfg.data.features and Path(cfg.data.features).is_dir():
-        meta = read_feature_meta(cfg.data.features) or {}
-        spec.update({k: meta[k] for k in ('extractor', 'normalize') if k in meta})
-    return spec
-
-# %% ../nbs/33_pretrained.ipynb 9
-def spec_mismatch(want: dict, have: dict) -> list:
-    "The spec keys that both `want` and `have` record, with different values."
-    same = lambda a, b: float(a) == float(b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else a == b
-    return [k for k in SPEC_KEYS if want.get(k) is not None and have.get(k) is not None and not same(want[k], have[k])]
-
-def _show(spec, keys): return ', '.join(f'{k}={spec.get(k)!r}' for k in keys)
-
-def check_feature_spec(want: dict, folder, who='the model', ignore=False):
-    "The spec in `folder`/features.json (None if none); an error if it differs from `want`, unless `ignore`."
-    folder = Path(folder)
-    have = read_feature_meta(folder) if folder.is_dir() else None
-    if have is None or not want or ignore: return have
-    diff = spec_mismatch(want, have)
-    synthetic = ("; it was trained on the SYNTHETIC world's rendered features, which is all `unimd demo`'s models read: for "
-                 "real features train a model on them, e.g. with configs/charades.yaml") if want.get('extractor') == 'synthetic' else ''
-    if diff: raise UniMDError(f"{folder / META_FILE} says these features have {_show(have, diff)}, but {who} expects "
-                              f"{_show(want, diff)}: extract them as its model card says (or --ignore-feature-spec if they are "
-                              f"equivalent){synthetic}")
-    return have
-
-# %% ../nbs/33_pretrained.ipynb 12
+# %% ../nbs/33_pretrained.ipynb 8
 def spec_extractor(spec) -> tuple:
     "(open_clip model, weights tag or None for random) of the CLIP extractor a feature spec names (ViT-B/32 'openai' if none)."
     name = str((spec or {}).get('extractor'))
@@ -76,70 +39,7 @@ def random_clip(model='ViT-B-32-quickgelu', device='cpu', seed=0):
         torch.manual_seed(seed)
         return ClipImageEncoder(model, None, device=device)
 
-# %% ../nbs/33_pretrained.ipynb 15
-CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = 'config.json', 'model.safetensors', 'README.md'
-HUB_DATASETS = {'charades': 'charades', 'ego4d': 'ego4d', 'anet': 'activitynet'}
-
-def model_tasks(cfg: Config) -> list:
-    "The tasks a config trains: one for dedicated training, both for co-training and pre-train / fine-tune."
-    return {'tad': [TAD], 'mr': [MR]}.get(cfg.train.mode, [TAD, MR])
-
-@dataclass
-class Pretrained:
-    "A trained UniMD and what it was trained on: config, TAD classes, feature spec, last metrics."
-    model: UniMD
-    cfg: Config
-    classes: list
-    spec: dict
-    metrics: dict = field(default_factory=dict)
-    folder: Path | None = None
-    origin: str = ''                 # where the weights came from, when not `unimd train` (an imported official checkpoint)
-
-# %% ../nbs/33_pretrained.ipynb 17
-def model_card(pt: Pretrained) -> str:
-    "README.md: YAML metadata (tasks, data, feature spec, metrics) for the hub and tools, then the same for people."
-    c, s, m = pt.cfg, pt.spec, pt.metrics
-    arxiv = 'arxiv:' + HUB_CARD['paper_url'].rsplit('/', 1)[1]                        # the hub links the paper from this tag
-    meta = {'library_name': HUB_CARD['library_name'], 'license': HUB_CARD['license'], 'tags': HUB_CARD['tags'] + [arxiv],
-            **({'datasets': [HUB_DATASETS[c.data.dataset]]} if c.data.dataset in HUB_DATASETS else {}),
-            'unimd': {'tasks': model_tasks(c), 'dataset': c.data.dataset, 'train_mode': c.train.mode,
-                      'text_encoder': c.model.text_encoder, 'classes': len(pt.classes), 'feature_spec': s,
-                      'metrics': {k: round(float(v), 4) for k, v in m.items()}}}
-    rows = lambda d, unit='': '\n'.join(f'| {k} | {v}{unit} |' for k, v in d.items())
-    return (f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n"
-            f"# UniMD: {' and '.join(t.upper() for t in model_tasks(c))} on {c.data.dataset}\n\n"
-            f"The model of [UniMD: Towards Unifying Moment Retrieval and Temporal Action Detection]({HUB_CARD['paper_url']}) "
-            f"(ECCV 2024), as the [unimd]({HUB_CARD['repo_url']}) library trains and loads it.\n\n"
-            + (f"{pt.origin}; its config: " if pt.origin else "Trained by `unimd train` ")
-            + f"(mode `{c.train.mode}`, sampler `{c.train.sampler}`) on the `{c.data.dataset}` "
-            f"data; {len(pt.classes)} TAD classes; queries embedded by `{c.model.text_encoder}` ({c.model.text_dim}-d).\n\n"
-            f"## Feature spec: give this model features made exactly like this\n\n| key | value |\n| --- | --- |\n{rows(s)}\n\n"
-            f"`unimd predict`, `unimd app` and `Predictor` refuse a feature folder whose `features.json` says otherwise.\n\n"
-            f"## Metrics of its last evaluation (percent)\n\n| metric | value |\n| --- | --- |\n"
-            + (rows({k: f'{v:.2f}' for k, v in m.items()}) or '| (not evaluated) | |') +
-            f"\n\n## Use\n\n```python\nfrom unimd.predictor import Predictor\np = Predictor.from_pretrained('THIS_FOLDER_OR_HUB_ID')\n"
-            f"p.encode('video_features.npy').detect(['a class name', 'a sentence'])\n```\n\nThe full training config is in `config.json`.\n")
-
-def read_card(path) -> dict:
-    "The YAML metadata of a model card (README.md)."
-    text = Path(path).read_text()
-    if not text.startswith('---\n'): raise UniMDError(f"{path} has no YAML metadata block (--- ... ---) at its top")
-    return yaml.safe_load(text.split('---\n')[1])
-
-# %% ../nbs/33_pretrained.ipynb 19
-def save_pretrained(pt: Pretrained, out) -> Path:
-    "Write `pt` as a pretrained folder `out`: config.json, model.safetensors (EMA weights), README.md, each file replaced whole."
-    import shutil, tempfile
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    info = {'unimd_version': code_version(), 'config': config_dict(pt.cfg), 'classes': list(pt.classes),
-            'feature_spec': pt.spec, 'metrics': pt.metrics, 'origin': pt.origin}
-    with tempfile.TemporaryDirectory(dir=out, prefix='.writing-') as tmp:            # beside `out`: the renames stay on one disk
-        pt.model.save_pretrained(tmp, config=info)                                    # UniMD's hub mixin: safetensors + config.json
-        (Path(tmp) / CARD_FILE).write_text(model_card(pt))
-        for name in (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE): os.replace(Path(tmp) / name, out / name)
-    return out
-
-# %% ../nbs/33_pretrained.ipynb 22
+# %% ../nbs/33_pretrained.ipynb 11
 def pretrained_folder(name) -> Path:
     "The local folder of pretrained model `name`: the folder itself, or the hub snapshot of `owner/name`."
     p = Path(str(name)).expanduser()
@@ -173,18 +73,7 @@ def from_pretrained(name, device='cpu') -> Pretrained:
     return Pretrained(model.to(device).eval(), cfg, list(info.get('classes', [])), info.get('feature_spec') or config_spec(cfg),
                       info.get('metrics') or {}, folder, info.get('origin', ''))
 
-# %% ../nbs/33_pretrained.ipynb 25
-def run_pretrained(run) -> Pretrained:
-    "The `Pretrained` of a run folder (or its checkpoint.pt): EMA weights, config, classes, final metrics, feature spec."
-    run = Path(run)
-    from unimd.checkpoint import load_checkpoint
-    model, cfg, classes = load_trained(run)
-    folder = run if run.is_dir() else run.parent
-    metrics = json.loads((folder / 'metrics.json').read_text()).get('final', {}) if (folder / 'metrics.json').is_file() else {}
-    imported = load_checkpoint(run / 'checkpoint.pt' if run.is_dir() else run).get('imported_from')
-    origin = f"Imported from the official checkpoint `{Path(imported).name}` (`unimd import-official`)" if imported else ''
-    return Pretrained(model, cfg, classes, config_spec(cfg), metrics, origin=origin)
-
+# %% ../nbs/33_pretrained.ipynb 14
 def export_parser():
     p = argparse.ArgumentParser(prog='unimd export-pretrained', description='a run of `unimd train` as a pretrained folder '
                                 '(config.json, model.safetensors, README.md model card with the feature spec)')
@@ -213,7 +102,7 @@ def cli_export_pretrained(argv) -> int:
           f"{s['extractor'] or '(extractor not recorded)'} every {s['stride']} frames at {s['fps']:g} fps")
     return 0
 
-# %% ../nbs/33_pretrained.ipynb 32
+# %% ../nbs/33_pretrained.ipynb 21
 def push_pretrained(source, repo_id, private=False, token=None, message='unimd push') -> str:
     "Upload a pretrained folder (or a run, exported first) to the hub as `repo_id` -> the URL of the commit."
     import tempfile
