@@ -152,7 +152,10 @@ def check_batch(batch: Batch, cfg: ModelConfig):
     if not torch.isfinite(q[qmask]).all(): raise UniMDError('some query embeddings are NaN or inf: re-encode the queries')
 
 # %% ../nbs/16_model.ipynb 16
-from huggingface_hub import PyTorchModelHubMixin
+import warnings
+with warnings.catch_warnings():                   # tqdm.auto, imported by the hub client, warns in kernels without ipywidgets
+    warnings.filterwarnings('ignore', message='IProgress not found')
+    from huggingface_hub import PyTorchModelHubMixin
 
 HUB_CARD = dict(library_name='unimd', repo_url='https://github.com/unimd/unimd', paper_url='https://arxiv.org/abs/2404.04933',
                 license='apache-2.0', tags=['video', 'temporal-action-detection', 'moment-retrieval', 'unimd'])
