@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from unimd.cli import main
-from cli_checks import fails, files_in
+from cli_checks import fails, files_in, hostile_feature_files, SECRET
 from unimd.config import update_config
 from unimd.demo import demo_config
 from unimd.train import train
@@ -126,3 +126,59 @@ def test_check_missing_feature_folder_and_config(capsys, tmp_path, monkeypatch):
     if not (DATA / 'charades').is_dir(): return
     monkeypatch.setenv('UNIMD_DATA', str(DATA))
     fails(capsys, ['check', '--config', 'charades', '--features', str(tmp_path / 'nowhere')], 'nowhere', 'does not exist')
+
+
+# ---------------------------------------------------------------- hostile feature files: predict, check, training
+
+HOSTILE = ['external_storage', 'dev_zero_storage', 'external_link', 'soft_link', 'virtual', 'hollow', 'huge_header', 'fifo', 'dev_zero']
+
+
+@pytest.fixture(scope='module')
+def hostile(tmp_path_factory):
+    return hostile_feature_files(tmp_path_factory.mktemp('hostile'))
+
+
+@pytest.mark.parametrize('name', [h for h in HOSTILE if h != 'fifo'])
+def test_predict_refuses_a_hostile_feature_file(capsys, ckpt, hostile, name):
+    "Each file is refused before its data is read: one line naming it and what it does, no secret, no +615 MB."
+    import resource
+    path, words = hostile[name]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fails(capsys, ['predict', str(ckpt), str(path), '-q', 'a person sits'], str(path), *words)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000     # KB: nothing big was read
+
+
+@pytest.mark.parametrize('name', ['v.npy', 'v.mp4', 'v.h5'])
+def test_predict_on_a_fifo_answers_at_once(tmp_path, ckpt, name):
+    "A named pipe (as features or as a video) would block a reader forever: refused from its stat, within seconds."
+    os.mkfifo(tmp_path / name)
+    r = subprocess.run(['unimd', 'predict', str(ckpt), str(tmp_path / name), '-q', 'a person sits'],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert f'{tmp_path / name} is a FIFO (named pipe), not a regular file' in r.stderr
+
+
+def test_check_reports_hostile_files_without_reading_them(hostile):
+    "`unimd check` lists each hostile file as an error, in a folder and as one .h5 keyed by video id."
+    from unimd.check import check_feature_folder
+    from unimd.core import Video
+    from unimd.features import FeatureGrid
+    grid, vids = FeatureGrid(30, 16, 16), {'v': Video('v', 10.0)}
+    for name in HOSTILE:
+        path, words = hostile[name]
+        for where in ([path.parent, path] if path.suffix == '.h5' else [path.parent]):
+            rep = check_feature_folder(where, vids, grid, 4)
+            assert not rep.ok and any(all(w in e for w in words) for e in rep.errors), (name, rep.errors)
+            assert SECRET not in ' '.join(rep.errors + rep.warnings)
+
+
+def test_training_reader_refuses_hostile_files(hostile):
+    "Training reads features through splits.feature_reader (plain and l2-normalised): the same refusals."
+    from unimd.config import DataConfig
+    from unimd.core import UniMDError
+    from unimd.splits import feature_reader
+    for name in HOSTILE:
+        path, words = hostile[name]
+        for l2 in (False, True):
+            with pytest.raises(UniMDError) as e: feature_reader(DataConfig(features=str(path.parent), l2_features=l2))('v')
+            assert all(w in str(e.value) for w in words) and SECRET not in str(e.value), (name, str(e.value))

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from .core import UniMDError
 from .data import atomic_file
-from .features import FeatureGrid, save_features, load_features
+from .features import FeatureGrid, save_features, load_features, open_regular
 from .text import ClipTextEncoder, hf_hub_cache, hf_offline, clip_weights_missing
 
 # %% auto 0
@@ -46,7 +46,7 @@ class VideoReader:
     "One video file opened with PyAV: its metadata, and its frames at the times of a feature grid."
     def __init__(self, path):
         av, self.path = import_av(), Path(path)
-        if not self.path.is_file(): raise UniMDError(f"video {self.path} not found: check the path")
+        open_regular(self.path, 'video file').close()  # not found, or a FIFO/device that FFmpeg would block on: one line
         try: self.container = av.open(str(self.path))
         except av.FFmpegError as e:
             raise UniMDError(f"{self.path} is not a video FFmpeg can read ({e}); re-encode it, e.g. "
