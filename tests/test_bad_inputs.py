@@ -15,6 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get('UNIMD_DATA', ROOT.parent / 'shared' / 'data'))
 
 
+def torch_cuda():
+    import torch
+    return torch.cuda.is_available()
+
+
 @pytest.fixture(scope='module')
 def ckpt(tmp_path_factory):
     "A checkpoint of a tiny synthetic model (one epoch)."
@@ -182,3 +187,41 @@ def test_training_reader_refuses_hostile_files(hostile):
         for l2 in (False, True):
             with pytest.raises(UniMDError) as e: feature_reader(DataConfig(features=str(path.parent), l2_features=l2))('v')
             assert all(w in str(e.value) for w in words) and SECRET not in str(e.value), (name, str(e.value))
+
+
+# ---------------------------------------------------------------- predict: values that are no answer
+
+@pytest.fixture
+def feats_npy(tmp_path):
+    np.save(tmp_path / 'v.npy', np.random.default_rng(0).normal(size=(40, 128)).astype(np.float32))
+    return str(tmp_path / 'v.npy')
+
+
+@pytest.mark.parametrize('value', ['-5', '0', 'nan', 'inf'])
+def test_predict_duration_must_be_positive(capsys, ckpt, feats_npy, value):
+    fails(capsys, ['predict', str(ckpt), feats_npy, '-q', 'a person sits', '--duration', value],
+          f'--duration {float(value)}', 'positive number')
+
+
+@pytest.mark.parametrize('device', ['tpu', 'banana', 'cuda:99'] + ([] if torch_cuda() else ['cuda']))
+def test_predict_and_extract_unknown_or_absent_device(capsys, ckpt, feats_npy, tmp_path, device):
+    fails(capsys, ['predict', str(ckpt), feats_npy, '-q', 'a person sits', '--device', device], f'--device {device}', 'cpu')
+    (tmp_path / 'v.mp4').write_bytes(b'')
+    fails(capsys, ['extract', str(tmp_path / 'v.mp4'), '--out', str(tmp_path / 'f'), '--device', device], f'--device {device}', 'cpu')
+
+
+def test_predict_with_nan_weights(capsys, ckpt, feats_npy, tmp_path):
+    "A diverged checkpoint: one line naming it, not an empty table with exit 0."
+    import torch
+    ck = torch.load(ckpt, weights_only=True)
+    name = next(k for k, t in ck['ema'].items() if t.is_floating_point())
+    ck['ema'][name] = torch.full_like(ck['ema'][name], float('nan'))
+    torch.save(ck, tmp_path / 'nan.pt')
+    fails(capsys, ['predict', str(tmp_path / 'nan.pt'), feats_npy, '-q', 'a person sits'], 'nan.pt', 'NaN or inf', name)
+
+
+def test_predict_checkpoint_that_is_a_zip_of_other_files(capsys, feats_npy, tmp_path):
+    import zipfile
+    with zipfile.ZipFile(tmp_path / 'model.pt', 'w') as z: z.writestr('weights/readme.txt', 'see the website')
+    fails(capsys, ['predict', str(tmp_path / 'model.pt'), feats_npy, '-q', 'a'], 'model.pt is a zip archive of other files',
+          'readme.txt', 'not a torch checkpoint')

@@ -13,9 +13,9 @@ from .core import TAD, MR, UniMDError, Query, Video, Batch
 from .data import atomic_file
 
 # %% auto 0
-__all__ = ['FEATURE_EXTS', 'MAX_RATIO', 'FeatureGrid', 'feature_file', 'open_regular', 'feature_keys', 'check_features',
-           'load_features', 'save_features', 'resample', 'concat_features', 'crop_length', 'kept_fraction',
-           'random_crop', 'VideoItem', 'round_up', 'collate', 'plot_features']
+__all__ = ['FEATURE_EXTS', 'MAX_RATIO', 'FeatureGrid', 'feature_file', 'open_regular', 'zip_members', 'feature_keys',
+           'check_features', 'load_features', 'save_features', 'resample', 'concat_features', 'crop_length',
+           'kept_fraction', 'random_crop', 'VideoItem', 'round_up', 'collate', 'plot_features']
 
 # %% ../nbs/03_features.ipynb 5
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def _pick_key(keys, path, vid):
         if k in keys: return k
     raise UniMDError(f"{path} holds {keys[:5]}... but no entry for video {vid!r} (nor 'feats'/'features')")
 
-def _zip_members(z, path, size):
+def zip_members(z, path, size):
     "The members of a zip (npz, torch file), refused if any claims more than its stored bytes can hold."
     for m in z.infolist():
         if m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or m.flag_bits & 1:
@@ -160,7 +160,7 @@ def _torch(f, path, vid, size):
     if not zipfile.is_zipfile(f): raise UniMDError(f"{path} is not a torch zip file (the legacy format or not torch): "
                                                   f"re-save it with torch.save")
     f.seek(0)
-    with zipfile.ZipFile(f) as z: _zip_members(z, path, size)
+    with zipfile.ZipFile(f) as z: zip_members(z, path, size)
     f.seek(0)
     x = torch.load(f, map_location='cpu', weights_only=True)
     x = x[_pick_key(x.keys(), path, vid)] if isinstance(x, dict) else x
@@ -178,7 +178,7 @@ def _read_array(path, vid):
             if path.suffix == '.npy': return _npy(f, path, vid, size)
             if path.suffix == '.npz':                                             # the official release: key 'features'
                 with zipfile.ZipFile(f) as z:
-                    members = _zip_members(z, path, size)
+                    members = zip_members(z, path, size)
                     key = _pick_key([n.removesuffix('.npy') for n in members], path, vid)
                     m = members.get(f'{key}.npy') or members[key]
                     with z.open(m) as g: return _npy(g, path, vid, m.file_size)
