@@ -14,8 +14,8 @@ from .data import atomic_file
 
 # %% auto 0
 __all__ = ['FEATURE_EXTS', 'MAX_RATIO', 'FeatureGrid', 'feature_file', 'open_regular', 'zip_members', 'feature_keys',
-           'check_features', 'load_features', 'save_features', 'resample', 'concat_features', 'crop_length',
-           'kept_fraction', 'random_crop', 'VideoItem', 'round_up', 'collate', 'plot_features']
+           'check_features', 'load_features', 'save_features', 'check_output', 'resample', 'concat_features',
+           'crop_length', 'kept_fraction', 'random_crop', 'VideoItem', 'round_up', 'collate', 'plot_features']
 
 # %% ../nbs/03_features.ipynb 5
 @dataclass(frozen=True)
@@ -235,7 +235,20 @@ def save_features(folder, vid, x, fmt='npy'):
             with h5py.File(f, 'w') as h: h.create_dataset('feats', data=x)
     return path
 
-# %% ../nbs/03_features.ipynb 22
+# %% ../nbs/03_features.ipynb 18
+def check_output(path, inputs=(), force=False, flag='--out') -> Path:
+    "`path` if a command may write it: never one of its `inputs`, never a folder, an existing file only with `force`."
+    path = Path(path)
+    for i in inputs:
+        if i is not None and path.exists() and Path(i).exists() and os.path.samefile(path, i):
+            raise UniMDError(f"{flag} {path} is also an input of this command: writing it would destroy what it reads; "
+                             f"give another file")
+    if path.is_dir(): raise UniMDError(f"{flag} {path} is a folder: give a file name")
+    if os.path.lexists(path) and not force:
+        raise UniMDError(f"{flag} {path} already exists: give another name, or add --force to replace it")
+    return path
+
+# %% ../nbs/03_features.ipynb 25
 def resample(x, T_new):
     "Linearly interpolate features [T, D] to [T_new, D] along time (numpy or torch in, same type out)."
     if isinstance(x, torch.Tensor): return torch.from_numpy(resample(x.detach().cpu().numpy(), T_new))
@@ -252,7 +265,7 @@ def concat_features(a, b):
     if isinstance(a, torch.Tensor): return torch.cat([a, resample(torch.as_tensor(b), len(a)).to(a)], 1)
     return np.concatenate([a, resample(b, len(a)).astype(np.asarray(a).dtype)], 1)
 
-# %% ../nbs/03_features.ipynb 25
+# %% ../nbs/03_features.ipynb 28
 def crop_length(T, max_len, crop_ratio=(0.9, 1.0), rng=None):
     "The window length for a sequence of T steps: max_len if longer, else a random crop_ratio fraction of T."
     if T > max_len: return max_len
@@ -269,7 +282,7 @@ def kept_fraction(segments, start, end):
     with np.errstate(divide='ignore', invalid='ignore'):
         return np.where(e > s, inter / np.where(e > s, e - s, 1), inside)     # [n]
 
-# %% ../nbs/03_features.ipynb 27
+# %% ../nbs/03_features.ipynb 30
 def random_crop(feats, segments_per_query, max_len, trunc_thresh=0.5, crop_ratio=(0.9, 1.0), rng=None, max_trials=200):
     "Cut feats [T, D] to a random window; returns (feats [L, D], segments per query in window steps, window start)."
     rng = np.random.default_rng() if rng is None else rng
@@ -283,7 +296,7 @@ def random_crop(feats, segments_per_query, max_len, trunc_thresh=0.5, crop_ratio
     out = [(s[kept_fraction(s, st, st + L) >= trunc_thresh].clip(st, st + L) - st) for s in segs]
     return feats[st:st + L], out, st
 
-# %% ../nbs/03_features.ipynb 30
+# %% ../nbs/03_features.ipynb 33
 @dataclass
 class VideoItem:
     "One video for a batch: features [T, D], their grid, and queries with ground-truth segments in seconds."
@@ -318,7 +331,7 @@ class VideoItem:
         off = self.offset + st
         return replace(self, feats=feats, segments=[self.grid.to_seconds(s + off) for s in steps], offset=off)
 
-# %% ../nbs/03_features.ipynb 33
+# %% ../nbs/03_features.ipynb 36
 def round_up(n, multiple): return -(-n // multiple) * multiple
 
 def collate(items, text_encoder, max_len=None, pad_multiple=32):
@@ -352,7 +365,7 @@ def collate(items, text_encoder, max_len=None, pad_multiple=32):
                  torch.tensor([it.grid.dt for it in items], dtype=torch.float64),
                  torch.tensor([it.duration for it in items], dtype=torch.float64))
 
-# %% ../nbs/03_features.ipynb 38
+# %% ../nbs/03_features.ipynb 41
 def plot_features(feats, segments=(), labels=(), ax=None, title='', max_dims=64):
     "Heat-map of features [T, D] (time on x) with ground-truth segments (in steps) drawn as bars underneath."
     import matplotlib.pyplot as plt
