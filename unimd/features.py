@@ -99,13 +99,13 @@ def _claim(path, vid, shape, dtype, have):
                          f"{_size(have)} for them: it is cut short or forged; re-extract it")
     return need
 
-def _read_exact(f, n):
-    "Exactly n bytes from f into a writable buffer (an error if the stream ends first)."
-    buf, got = bytearray(n), 0
-    with memoryview(buf) as view:
-        while got < n and (k := f.readinto(view[got:])): got += k
-    if got < n: raise UniMDError(f"ends after {got} of {n} bytes: the file is cut short")
-    return buf
+def _read_exact(f, shape, dtype, fortran=False):
+    "The array of `shape` and `dtype` from the next bytes of f, read straight into it (an error if the stream ends first)."
+    x = np.empty(shape, dtype, order='F' if fortran else 'C')
+    view, got = memoryview(x.reshape(-1, order='A')).cast('B'), 0
+    while got < x.nbytes and (k := f.readinto(view[got:])): got += k
+    if got < x.nbytes: raise UniMDError(f"ends after {got} of {x.nbytes} bytes: the file is cut short")
+    return x
 
 def _npy(f, path, vid, have):
     "The array of the .npy stream f, its header checked against the `have` bytes before the data is read."
@@ -115,8 +115,8 @@ def _npy(f, path, vid, have):
     except ValueError: raise UniMDError("it holds text or another format, not an array (no .npy header)") from None
     if version not in ((1, 0), (2, 0)): raise UniMDError(f"{path}: .npy format version {version} is not supported; re-save it with numpy.save")
     shape, fortran, dtype = (npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0)(f)
-    need = _claim(path, vid, shape, dtype, have - (f.tell() - start))
-    return np.frombuffer(_read_exact(f, need), dtype).reshape(shape, order='F' if fortran else 'C')
+    _claim(path, vid, shape, dtype, have - (f.tell() - start))
+    return _read_exact(f, shape, dtype, fortran)
 
 def _pick_key(keys, path, vid):
     "The key of the one array in a container: a lone entry, else `vid`, 'feats' or 'features'."
