@@ -71,7 +71,7 @@ def open_regular(path, what='file'):
         return UniMDError(f"{path} is {kind}, not a regular file: give the {what} itself")
     try:
         if not stat.S_ISREG((st := os.stat(path)).st_mode): raise refuse(st)        # stat follows links, opens nothing
-        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))              # a swap since the stat cannot block
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))              # swapped for a FIFO since? still no wait
     except FileNotFoundError: raise UniMDError(f"{path} not found: check the path") from None
     except OSError as e: raise UniMDError(f"cannot open {path}: {e.strerror}") from None
     if not stat.S_ISREG((st := os.fstat(fd)).st_mode): os.close(fd); raise refuse(st)
