@@ -6,13 +6,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from unimd.cli import main
-from cli_checks import fails, files_in
+from cli_checks import fails, files_in, hostile_feature_files, SECRET
 from unimd.config import update_config
 from unimd.demo import demo_config
 from unimd.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get('UNIMD_DATA', ROOT.parent / 'shared' / 'data'))
+
+
+def torch_cuda():
+    import torch
+    return torch.cuda.is_available()
 
 
 @pytest.fixture(scope='module')
@@ -126,3 +131,97 @@ def test_check_missing_feature_folder_and_config(capsys, tmp_path, monkeypatch):
     if not (DATA / 'charades').is_dir(): return
     monkeypatch.setenv('UNIMD_DATA', str(DATA))
     fails(capsys, ['check', '--config', 'charades', '--features', str(tmp_path / 'nowhere')], 'nowhere', 'does not exist')
+
+
+# ---------------------------------------------------------------- hostile feature files: predict, check, training
+
+HOSTILE = ['external_storage', 'dev_zero_storage', 'external_link', 'soft_link', 'virtual', 'hollow', 'huge_header', 'fifo', 'dev_zero']
+
+
+@pytest.fixture(scope='module')
+def hostile(tmp_path_factory):
+    return hostile_feature_files(tmp_path_factory.mktemp('hostile'))
+
+
+@pytest.mark.parametrize('name', [h for h in HOSTILE if h != 'fifo'])
+def test_predict_refuses_a_hostile_feature_file(capsys, ckpt, hostile, name):
+    "Each file is refused before its data is read: one line naming it and what it does, no secret, no +615 MB."
+    import resource
+    path, words = hostile[name]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fails(capsys, ['predict', str(ckpt), str(path), '-q', 'a person sits'], str(path), *words)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000     # KB: nothing big was read
+
+
+@pytest.mark.parametrize('name', ['v.npy', 'v.mp4', 'v.h5'])
+def test_predict_on_a_fifo_answers_at_once(tmp_path, ckpt, name):
+    "A named pipe (as features or as a video) would block a reader forever: refused from its stat, within seconds."
+    os.mkfifo(tmp_path / name)
+    r = subprocess.run(['unimd', 'predict', str(ckpt), str(tmp_path / name), '-q', 'a person sits'],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert f'{tmp_path / name} is a FIFO (named pipe), not a regular file' in r.stderr
+
+
+def test_check_reports_hostile_files_without_reading_them(hostile):
+    "`unimd check` lists each hostile file as an error, in a folder and as one .h5 keyed by video id."
+    from unimd.check import check_feature_folder
+    from unimd.core import Video
+    from unimd.features import FeatureGrid
+    grid, vids = FeatureGrid(30, 16, 16), {'v': Video('v', 10.0)}
+    for name in HOSTILE:
+        path, words = hostile[name]
+        for where in ([path.parent, path] if path.suffix == '.h5' else [path.parent]):
+            rep = check_feature_folder(where, vids, grid, 4)
+            assert not rep.ok and any(all(w in e for w in words) for e in rep.errors), (name, rep.errors)
+            assert SECRET not in ' '.join(rep.errors + rep.warnings)
+
+
+def test_training_reader_refuses_hostile_files(hostile):
+    "Training reads features through splits.feature_reader (plain and l2-normalised): the same refusals."
+    from unimd.config import DataConfig
+    from unimd.core import UniMDError
+    from unimd.splits import feature_reader
+    for name in HOSTILE:
+        path, words = hostile[name]
+        for l2 in (False, True):
+            with pytest.raises(UniMDError) as e: feature_reader(DataConfig(features=str(path.parent), l2_features=l2))('v')
+            assert all(w in str(e.value) for w in words) and SECRET not in str(e.value), (name, str(e.value))
+
+
+# ---------------------------------------------------------------- predict: values that are no answer
+
+@pytest.fixture
+def feats_npy(tmp_path):
+    np.save(tmp_path / 'v.npy', np.random.default_rng(0).normal(size=(40, 128)).astype(np.float32))
+    return str(tmp_path / 'v.npy')
+
+
+@pytest.mark.parametrize('value', ['-5', '0', 'nan', 'inf'])
+def test_predict_duration_must_be_positive(capsys, ckpt, feats_npy, value):
+    fails(capsys, ['predict', str(ckpt), feats_npy, '-q', 'a person sits', '--duration', value],
+          f'--duration {float(value)}', 'positive number')
+
+
+@pytest.mark.parametrize('device', ['tpu', 'banana', 'cuda:99'] + ([] if torch_cuda() else ['cuda']))
+def test_predict_and_extract_unknown_or_absent_device(capsys, ckpt, feats_npy, tmp_path, device):
+    fails(capsys, ['predict', str(ckpt), feats_npy, '-q', 'a person sits', '--device', device], f'--device {device}', 'cpu')
+    (tmp_path / 'v.mp4').write_bytes(b'')
+    fails(capsys, ['extract', str(tmp_path / 'v.mp4'), '--out', str(tmp_path / 'f'), '--device', device], f'--device {device}', 'cpu')
+
+
+def test_predict_with_nan_weights(capsys, ckpt, feats_npy, tmp_path):
+    "A diverged checkpoint: one line naming it, not an empty table with exit 0."
+    import torch
+    ck = torch.load(ckpt, weights_only=True)
+    name = next(k for k, t in ck['ema'].items() if t.is_floating_point())
+    ck['ema'][name] = torch.full_like(ck['ema'][name], float('nan'))
+    torch.save(ck, tmp_path / 'nan.pt')
+    fails(capsys, ['predict', str(tmp_path / 'nan.pt'), feats_npy, '-q', 'a person sits'], 'nan.pt', 'NaN or inf', name)
+
+
+def test_predict_checkpoint_that_is_a_zip_of_other_files(capsys, feats_npy, tmp_path):
+    import zipfile
+    with zipfile.ZipFile(tmp_path / 'model.pt', 'w') as z: z.writestr('weights/readme.txt', 'see the website')
+    fails(capsys, ['predict', str(tmp_path / 'model.pt'), feats_npy, '-q', 'a'], 'model.pt is a zip archive of other files',
+          'readme.txt', 'not a torch checkpoint')

@@ -79,3 +79,39 @@ def test_unreadable_files(tmp_path, gt):
     one_line_exit_2(unimd('tad', '--benchmark', 'activitynet', '--gt', gt, '--pred', tmp_path / 'latin1.json'), 'latin1.json: not')
     one_line_exit_2(unimd('tad', '--benchmark', 'activitynet', '--gt', gt, '--pred', tmp_path), str(tmp_path), 'cannot read it')
     one_line_exit_2(unimd('tad', '--benchmark', 'activitynet', '--gt', gt, '--pred', tmp_path / 'nope.json'), 'nope.json: cannot read it')
+
+
+DEEP = '[' * 100_000 + ']' * 100_000                               # valid JSON, nested 100k levels
+
+
+@pytest.mark.parametrize('where', ['segment', 'whole', 'gt'])
+def test_json_nested_100k_deep(tmp_path, gt, where):
+    "No RecursionError traceback: the value is shown 4 levels deep, in one line."
+    pred = {'segment': '{"results": {"v1": [{"segment": %s, "label": "jump", "score": 0.5}]}}' % DEEP, 'whole': DEEP,
+            'gt': PRED % '0.5'}[where]
+    (tmp_path / 'p.json').write_text(pred)
+    if where == 'gt': (tmp_path / 'g.json').write_text(DEEP)
+    g = tmp_path / 'g.json' if where == 'gt' else gt
+    one_line_exit_2(unimd('tad', '--benchmark', 'activitynet', '--gt', g, '--pred', tmp_path / 'p.json'), '[[[[[...]]]]]')
+
+
+def test_json_nested_deep_without_orjson(tmp_path, monkeypatch, capsys):
+    "The standard library's parser (when orjson is not installed) stops at ~1000 levels: that is one line too."
+    import unimd.evaluate_cli as ec
+    from cli_checks import fails
+    monkeypatch.setattr(ec, 'orjson', None)
+    (tmp_path / 'g.json').write_text(json.dumps(GT)); (tmp_path / 'p.jsonl').write_text('{"qid": 1, "pred_relevant_windows": %s}\n' % DEEP)
+    (tmp_path / 'g.jsonl').write_text('{"qid": 1, "relevant_windows": [[0, 4]]}\n')
+    (tmp_path / 'p.json').write_text(DEEP)
+    fails(capsys, ['evaluate', 'tad', '--benchmark', 'activitynet', '--gt', str(tmp_path / 'g.json'), '--pred', str(tmp_path / 'p.json')],
+          'p.json: nested deeper than')
+    fails(capsys, ['evaluate', 'mr', '--benchmark', 'charades-sta', '--gt', str(tmp_path / 'g.jsonl'), '--pred', str(tmp_path / 'p.jsonl')],
+          'p.jsonl: line 1: nested deeper than')
+
+
+def test_fifo_and_device_are_not_read(tmp_path, gt):
+    import os
+    os.mkfifo(tmp_path / 'pipe.json')
+    one_line_exit_2(subprocess.run(['unimd', 'evaluate', 'tad', '--benchmark', 'activitynet', '--gt', str(gt), '--pred', str(tmp_path / 'pipe.json')],
+                                   capture_output=True, text=True, timeout=30), 'pipe.json: cannot read it (a folder, FIFO or device')
+    one_line_exit_2(unimd('tad', '--benchmark', 'activitynet', '--gt', '/dev/zero', '--pred', gt), '/dev/zero: cannot read it')

@@ -99,3 +99,38 @@ def test_seeded_split_keeps_one_test_video_at_least():
     assert list(s.values()).count('test') == 1 and s == assign_splits(rows, 0.1, seed=3)
     assert set(assign_splits(rows[:1], 0.5).values()) == {'train'}                  # one video: nothing to test on
     assert list(assign_splits(rows * 2, 0.0).values()).count('test') == 0
+
+
+@pytest.mark.parametrize('text, msg', [
+    ('video,start,end,label,duration\nv0.mp4,1,2,wave,abc\n', "line 2: duration 'abc' must be the video's length in seconds"),
+    ('video,start,end,label,duration\nv0.mp4,1,2,wave,nan\n', "line 2: duration 'nan' must be"),
+    ('video,start,end,label,duration\nv0.mp4,1,2,wave,inf\n', "line 2: duration 'inf' must be"),
+    ('video,start,end,label\nv0.mp4,1,2,"open\ndoor"\n', "label 'open\\ndoor' holds a line break"),
+    ('video,start,end,label\na/v0.mp4,1,2,wave\nb/v0.mp4,2,3,wave\n', "rows name 'a/v0.mp4' and 'b/v0.mp4', which would both be video 'v0'"),
+])
+def test_bad_rows_are_one_line(feats, text, msg):
+    "Durations that are no length, a class name over two lines, two files merged into one video: one line, nothing written."
+    (feats / 'bad.csv').write_text(text)
+    code, out, err = cli('dataset', feats / 'bad.csv', '--features', feats / 'f', '--out', feats / 'out')
+    assert code == 2 and err.count('\n') == 1 and msg in err and 'Traceback' not in err, (msg, err)
+    assert not (feats / 'out').exists()
+
+
+def test_dataset_never_writes_over_a_dataset_or_its_input(feats):
+    d = feats
+    assert cli('dataset', d / 'rows.csv', '--features', d / 'f', '--out', d / 'ds')[0] == 0
+    (d / 'ds' / 'classes.txt').write_text('my edited classes\n')
+    code, out, err = cli('dataset', d / 'rows.csv', '--features', d / 'f', '--out', d / 'ds')
+    assert code == 2 and err.count('\n') == 1 and 'train_tad.json already exists' in err and '--force' in err
+    assert (d / 'ds' / 'classes.txt').read_text() == 'my edited classes\n'               # nothing already written is lost
+    assert cli('dataset', d / 'rows.csv', '--features', d / 'f', '--out', d / 'ds', '--force')[0] == 0
+    assert (d / 'ds' / 'classes.txt').read_text() == 'wave\n'
+    (d / 'ds2').mkdir()
+    pd.read_csv(d / 'rows.csv').to_json(d / 'ds2' / 'train_tad.json', orient='records')      # the rows, saved where an output goes
+    before = (d / 'ds2' / 'train_tad.json').read_text()
+    code, out, err = cli('dataset', d / 'ds2' / 'train_tad.json', '--features', d / 'f', '--out', d / 'ds2', '--force')
+    assert code == 2 and 'is also an input of this command' in err
+    assert (d / 'ds2' / 'train_tad.json').read_text() == before
+    (d / 'afile').write_text('x')
+    code, out, err = cli('dataset', d / 'rows.csv', '--features', d / 'f', '--out', d / 'afile')
+    assert code == 2 and 'afile is a file' in err

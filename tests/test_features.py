@@ -153,3 +153,34 @@ def test_hash_text_encoder():
     assert torch.equal(enc.encode(['hold cup']), HashTextEncoder(64).encode(['hold cup']))
     assert not torch.equal(enc.encode(['take cup then open door']), enc.encode(['open door then take cup']))
     assert enc.dim == 64 and enc.name == 'hash64'
+
+
+def test_honest_files_of_every_layout_still_read(tmp_path):
+    "The size checks do not refuse real files: Fortran order, float16, gzip'd and chunked .h5, compressed .npz, dict .pt."
+    import h5py
+    x = np.random.default_rng(1).normal(size=(300, 8)).astype(np.float32)
+    np.save(tmp_path / 'f.npy', np.asfortranarray(x)); np.save(tmp_path / 'h.npy', x.astype(np.float16))
+    np.savez_compressed(tmp_path / 'z.npz', features=np.zeros((20000, 64), np.float32))      # deflate packs zeros ~1000x
+    with h5py.File(tmp_path / 'g.h5', 'w') as f: f.create_dataset('v', data=x, chunks=(7, 8), compression='gzip')
+    torch.save({'feats': torch.from_numpy(x), 'other': 3}, tmp_path / 'd.pt')
+    np.testing.assert_array_equal(load_features(tmp_path / 'f.npy', 'v'), x)
+    np.testing.assert_allclose(load_features(tmp_path / 'h.npy', 'v'), x, atol=1e-2)
+    assert load_features(tmp_path / 'z.npz', 'v').shape == (20000, 64)
+    np.testing.assert_array_equal(load_features(tmp_path / 'g.h5', 'v'), x)
+    np.testing.assert_array_equal(load_features(tmp_path / 'd.pt', 'v'), x)
+
+
+def test_files_that_lie_about_their_size_are_refused_unread(tmp_path):
+    "A zip member claiming more than deflate can pack, a cut-short .npy, a legacy-format .pt: one line each."
+    x = np.ones((50, 4), np.float32)
+    np.save(tmp_path / 'cut.npy', x)
+    (tmp_path / 'cut.npy').write_bytes((tmp_path / 'cut.npy').read_bytes()[:-10])
+    with pytest.raises(UniMDError, match=r"claim shape \(50, 4\) \(800 B\) but the file holds 790 B"): load_features(tmp_path / 'cut.npy', 'v')
+    np.savez_compressed(tmp_path / 'bomb.npz', features=np.zeros((256, 4), np.float32))    # ~4 KB packed into ~50 B
+    raw = bytearray((tmp_path / 'bomb.npz').read_bytes())            # forge it: claim 2 GB uncompressed in both zip headers
+    for sig, at in ((b'PK\x03\x04', 22), (b'PK\x01\x02', 24)):
+        k = raw.find(sig); raw[k + at:k + at + 4] = (2 ** 31 - 1).to_bytes(4, 'little')
+    (tmp_path / 'bomb.npz').write_bytes(bytes(raw))
+    with pytest.raises(UniMDError, match="member 'features.npy' claims 2 GB from"): load_features(tmp_path / 'bomb.npz', 'v')
+    torch.save(torch.from_numpy(x), tmp_path / 'old.pt', _use_new_zipfile_serialization=False)
+    with pytest.raises(UniMDError, match='not a torch zip file'): load_features(tmp_path / 'old.pt', 'v')

@@ -10,10 +10,11 @@ from unimd.interchange import write_tad_json, write_mr_jsonl, write_mr_predictio
 from unimd.train import load_config, train
 from unimd.synthetic import make_world
 from unimd.formats import (FORMATS, read_format, write_format, validate_ego4d_nlq, validate_activitynet, validate_ego4d_mq,
-                           ego4d_nlq_submission, official_nlq_entries, nlq_prediction_lines)
+                           ego4d_nlq_submission, official_nlq_entries)
 
 torch.set_num_threads(1)
-OFFICIAL = Path(os.environ.get('UNIMD_OFFICIAL', '/work/shared/official')) / 'ego4d_small' / 'expected_detections.json'
+OFFICIAL = (Path(os.environ.get('UNIMD_OFFICIAL') or Path(__file__).resolve().parents[2] / 'shared' / 'official')   # as unimd.official finds it
+            / 'ego4d_small' / 'expected_detections.json')
 TINY = ['model.text_encoder=hash', 'model.text_dim=32', 'model.feat_dim=16', 'model.channels=16', 'model.reg_mlp_hidden=16',
         'model.fpn_layers=1', 'model.max_seq_len=192', 'data.synthetic.feat_dim=16', 'data.synthetic.n_train=12',
         'data.synthetic.n_test=6', 'data.synthetic.n_classes=4', 'train.batch_size=4', 'train.lr=1e-3',
@@ -126,3 +127,33 @@ def test_bad_exports_are_one_line_and_leave_nothing(run, tmp_path):
     with pytest.raises(UniMDError, match='not a prediction file'): read_format(tmp_path / 'x.json')
     (tmp_path / 'gt2.jsonl').write_text((tmp_path / 'gt.jsonl').read_text() * 2)      # ground truth given for predictions
     with pytest.raises(UniMDError, match="missing field 'pred_relevant_windows'"): read_format(tmp_path / 'gt2.jsonl')
+
+
+def test_export_top_k_and_table_values_are_checked(run, tmp_path):
+    "--top-k -1 is refused (it used to drop each video's last prediction); a CSV score 'abc' is one line naming the line."
+    code, out, err = cli('export', run / 'run', '--format', 'activitynet', '--top-k', '-1', '--out', tmp_path / 'a.json')
+    assert code == 2 and err.count('\n') == 1 and '--top-k -1' in err and not (tmp_path / 'a.json').exists()
+    assert cli('export', run / 'run', '--format', 'activitynet', '--top-k', '1', '--out', tmp_path / 'a.json')[0] == 0
+    assert all(len(rows) == 1 for rows in json.loads((tmp_path / 'a.json').read_text())['results'].values())
+    for col, value in (('score', 'abc'), ('start', 'nan'), ('end', '')):
+        df = pd.DataFrame([('open door', 'tad', 1, '1.0', '4.0', '0.8'), ('sit', 'tad', 1, '1.0', '4.0', '0.5')],
+                          columns=['query', 'task', 'rank', 'start', 'end', 'score'])
+        df.loc[1, col] = value
+        df.to_csv(tmp_path / 'v.csv', index=False)
+        code, out, err = cli('export', tmp_path / 'v.csv', '--format', 'activitynet', '--out', tmp_path / 'b.json')
+        assert code == 2 and err.count('\n') == 1 and 'Traceback' not in err, err
+        assert f"v.csv line 3: {col} is" in err and 'not a number' in err and not (tmp_path / 'b.json').exists()
+
+
+def test_export_never_writes_over_an_input_or_silently_over_a_file(run, tmp_path):
+    (tmp_path / 'mine.json').write_text('keep me')
+    code, out, err = cli('export', run / 'run', '--format', 'activitynet', '--out', tmp_path / 'mine.json')
+    assert code == 2 and 'mine.json already exists' in err and '--force' in err
+    assert (tmp_path / 'mine.json').read_text() == 'keep me'
+    assert cli('export', run / 'run', '--format', 'activitynet', '--out', tmp_path / 'mine.json', '--force')[0] == 0
+    assert 'results' in json.loads((tmp_path / 'mine.json').read_text())
+    before = (run / 'run' / 'predictions_tad.json').read_bytes()
+    for out_path in (run / 'run' / 'predictions_tad.json', run / 'run' / 'metrics.json'):
+        code, out, err = cli('export', run / 'run', '--format', 'activitynet', '--out', out_path, '--force')
+        assert code == 2 and 'is also an input of this command' in err
+    assert (run / 'run' / 'predictions_tad.json').read_bytes() == before

@@ -83,10 +83,30 @@ def test_same_moments_as_training_evaluation(trained, pred):
     v = world.videos[vid]
     ref = predict(pred.model, Split({vid: v}, world.classes, world.grid, world.features), get_encoder(load_trained(ckpt)[1].model), amp=False)
     df = pred.encode(world.features(vid), v.duration, vid).detect(v.queries(world.classes), top_k=None)
+    capped = 0
     for q in v.queries(world.classes):
         got = df[df['query'] == q.text][['start', 'end', 'score']].to_numpy()
         want = np.array([[m.start, m.end, m.score] for m in ref[q.task][vid][q.qid]]).reshape(-1, 3)
-        np.testing.assert_allclose(got, want, atol=1e-4)
+        assert len(got) >= len(want)                   # evaluation's per-video cap keeps a prefix of each query's own list
+        np.testing.assert_allclose(got[:len(want)], want, atol=1e-4)
+        capped += len(got) > len(want)
+    assert capped > 0                                  # the cap did bite here: the predictor answers past it
+
+
+def test_every_query_gets_top_k(capsys, trained, tmp_path):
+    "300 sentences at --top-k 2: 300 queries with 2 moments each (the per-video cap of evaluation is lifted per query)."
+    from unimd.predictor import cli_predict
+    ckpt, world = trained
+    vid = next(iter(world.videos))
+    np.save(tmp_path / 'v.npy', world.features(vid))
+    qs = [f'a person does thing number {i}' for i in range(300)]
+    assert cli_predict([str(ckpt), str(tmp_path / 'v.npy'), '--top-k', '2', '--csv', str(tmp_path / 'm.csv'), '--device', 'cpu']
+                       + [x for q in qs for x in ('-q', q)]) == 0
+    n = pd.read_csv(tmp_path / 'm.csv').groupby('query').size()
+    assert len(n) == 300 and set(n) == {2}
+    assert 'fewer than' not in capsys.readouterr().out
+    cli_predict([str(ckpt), str(tmp_path / 'v.npy'), '--top-k', '100', '--min-score', '0.5', '-q', qs[0], '--device', 'cpu'])
+    assert f"1 query has fewer than 100 moments above the score threshold: '{qs[0]}' (0)" in capsys.readouterr().out
 
 
 def test_plan_windows_cover_and_overlap():

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from .core import UniMDError, Video
-from .features import FeatureGrid, FEATURE_EXTS, load_features
+from .features import FeatureGrid, FEATURE_EXTS, load_features, feature_keys
 
 # %% auto 0
 __all__ = ['folder_ids', 'name_hint', 'implied_stride', 'FeatureReport', 'check_feature_folder', 'check_parser', 'config_videos',
@@ -20,10 +20,9 @@ __all__ = ['folder_ids', 'name_hint', 'implied_stride', 'FeatureReport', 'check_
 def folder_ids(folder) -> set:
     "The video ids a feature folder holds: file stems of vid.npy/.pt/.h5 files, or the keys of one .h5 file."
     folder = Path(folder)
-    if folder.is_file():
+    if folder.exists() and not folder.is_dir():
         if folder.suffix not in ('.h5', '.hdf5'): raise UniMDError(f"{folder}: a single feature file must be .h5 keyed by video id")
-        import h5py
-        with h5py.File(folder, 'r') as f: return set(f.keys())
+        return set(feature_keys(folder))                     # names only: an entry that links elsewhere is refused when read
     if not folder.is_dir():
         raise UniMDError(f"feature folder {folder} does not exist: download or extract the features there (data/README.md)")
     return {p.stem for p in folder.iterdir() if p.suffix in FEATURE_EXTS and not p.name.startswith('.')}

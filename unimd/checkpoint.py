@@ -4,13 +4,14 @@
 
 # %% ../nbs/18_checkpoint.ipynb 2
 from __future__ import annotations
-import signal, subprocess, sys, threading
+import os, signal, subprocess, sys, threading, zipfile
 from pathlib import Path
 import torch
 from .core import UniMDError
 from .data import atomic_file
 from .config import Config, update_config, config_dict, check_same_config
 from .model import UniMD
+from .features import open_regular, zip_members
 
 # %% auto 0
 __all__ = ['code_version', 'unwrap', 'run_state', 'save_checkpoint', 'read_torch_file', 'load_checkpoint', 'resume',
@@ -53,7 +54,7 @@ def save_checkpoint(state: dict, path):
 # %% ../nbs/18_checkpoint.ipynb 15
 def _file_kind(path: Path) -> str:
     "'empty', 'zip' (torch's format), 'pickle' (torch's legacy format), 'text' or 'binary', from the first bytes."
-    with open(path, 'rb') as f: head = f.read(512)
+    with open_regular(path, 'checkpoint file') as f: head = f.read(512)     # a FIFO or a device: one line, no wait
     if not head: return 'empty'
     if head.startswith(b'PK\x03\x04'): return 'zip'
     if head[:1] == b'\x80': return 'pickle'
@@ -61,10 +62,21 @@ def _file_kind(path: Path) -> str:
     except UnicodeDecodeError: return 'binary'
 
 # %% ../nbs/18_checkpoint.ipynb 17
+def _check_torch_zip(path: Path, fix: str):
+    "A zip that opens must hold torch's data.pkl, and no member may claim more than it stores (a cut-short zip is left to torch.load)."
+    try:
+        with open_regular(path) as f, zipfile.ZipFile(f) as z:
+            names = list(zip_members(z, path, os.fstat(f.fileno()).st_size))
+    except zipfile.BadZipFile: return
+    if not any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
+        shown = ', '.join(names[:3]) + (', ...' if len(names) > 3 else '') if names else 'nothing'
+        raise UniMDError(f"{path} is a zip archive of other files ({shown}), not a torch checkpoint: {fix}")
+
 def read_torch_file(path: Path, what: str, fix: str, again: str, unsafe: str):
     "torch.load(path, weights_only=True), with one line for each way a file fails: missing, text, empty, not torch, cut short, pickled objects."
-    if not path.is_file(): raise UniMDError(f"{what} {path} not found: {fix}")
+    if not path.exists(): raise UniMDError(f"{what} {path} not found: {fix}")
     kind = _file_kind(path)
+    if kind == 'zip': _check_torch_zip(path, fix)
     if kind == 'text': raise UniMDError(f"{path} is a text file (a config or a log?), not a torch checkpoint: {fix}")
     if kind == 'empty': raise UniMDError(f"{path} is empty: it was cut short; {again}")
     if kind == 'binary': raise UniMDError(f"{path} is not a torch checkpoint: {fix}")

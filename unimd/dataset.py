@@ -11,11 +11,11 @@ import yaml
 from .core import UniMDError, Action, Sentence, Video
 from .data import atomic_file, fix_segment, merge_videos, read_mr_jsonl
 from .interchange import read_tad_json, write_tad_json, write_mr_jsonl
-from .features import FeatureGrid, load_features, round_up, FEATURE_EXTS
+from .features import FeatureGrid, load_features, round_up, FEATURE_EXTS, check_output
 
 # %% auto 0
-__all__ = ['SPLIT_NAMES', 'check_row', 'read_rows', 'video_duration', 'assign_splits', 'build_videos', 'class_names',
-           'write_dataset', 'read_custom', 'dataset_config', 'dataset_parser', 'cli_dataset']
+__all__ = ['SPLIT_NAMES', 'OUTPUTS', 'check_row', 'read_rows', 'video_duration', 'video_ids', 'assign_splits', 'build_videos',
+           'class_names', 'write_dataset', 'read_custom', 'dataset_config', 'dataset_parser', 'cli_dataset']
 
 # %% ../nbs/34_own_dataset.ipynb 9
 SPLIT_NAMES = {'train': 'train', 'training': 'train', 'test': 'test', 'testing': 'test', 'val': 'test', 'validation': 'test'}
@@ -27,6 +27,8 @@ def check_row(r: dict, where: str) -> dict:
     video, label, sentence = _text(r.get('video')), _text(r.get('label')), _text(r.get('sentence'))
     if not video: raise UniMDError(f"{where}: no video name")
     if not (label or sentence): raise UniMDError(f"{where}: neither a label (TAD) nor a sentence (MR): give one of them")
+    if len(label.splitlines()) > 1:                              # classes.txt holds one class name per line
+        raise UniMDError(f"{where}: label {label!r} holds a line break: a class name is one line; remove it")
     try: start, end = float(r.get('start')), float(r.get('end'))
     except (TypeError, ValueError): raise UniMDError(f"{where}: start {r.get('start')!r} and end {r.get('end')!r} must be seconds") from None
     if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end):
@@ -34,8 +36,14 @@ def check_row(r: dict, where: str) -> dict:
     split = _text(r.get('split')).lower() or None
     if split is not None and split not in SPLIT_NAMES: raise UniMDError(f"{where}: split {split!r} is not one of {sorted(SPLIT_NAMES)}")
     dur = _text(r.get('duration'))
+    if dur:
+        try: dur = float(dur)
+        except ValueError: dur = math.nan
+        if not (math.isfinite(dur) and dur > 0):
+            raise UniMDError(f"{where}: duration {r.get('duration')!r} must be the video's length in seconds (a positive number), "
+                             f"or left empty to read it from the video")
     return dict(video=video, start=start, end=end, label=label, sentence=sentence,
-                split=SPLIT_NAMES.get(split), duration=float(dur) if dur else None)
+                split=SPLIT_NAMES.get(split), duration=dur or None)
 
 # %% ../nbs/34_own_dataset.ipynb 11
 def read_rows(path) -> list:
@@ -45,6 +53,7 @@ def read_rows(path) -> list:
     if path.suffix.lower() == '.json':
         try: raw = json.loads(path.read_text())
         except ValueError as e: raise UniMDError(f"{path}: not valid JSON ({e})") from None
+        except RecursionError: raise UniMDError(f"{path}: nested thousands of levels deep, not a table of rows") from None
         raw = raw.get('rows') if isinstance(raw, dict) else raw
         if not isinstance(raw, list): raise UniMDError(f"{path}: expected a list of rows or {{\"rows\": [...]}}")
         return [check_row(r if isinstance(r, dict) else {}, f"{path} row {i}") for i, r in enumerate(raw, 1)]
@@ -76,9 +85,20 @@ def video_duration(vid: str, videos=None, features=None) -> float:
                      f"in {features}; give the folders, or a duration column")
 
 # %% ../nbs/34_own_dataset.ipynb 17
+def video_ids(rows: list) -> list:
+    "The video ids (file stems) of the rows, sorted; two different files with one stem (a/v1.mp4, b/v1.mp4) are refused."
+    seen = {}
+    for r in rows:
+        p = Path(r['video'])
+        q = seen.setdefault(p.stem, p)
+        if p.parent != q.parent or (p.suffix and q.suffix and p.suffix.lower() != q.suffix.lower()):
+            raise UniMDError(f"rows name {str(q)!r} and {str(p)!r}, which would both be video {p.stem!r} (a video is named by its "
+                             f"file stem, as its features are): rename one of them")
+    return sorted(seen)
+
 def assign_splits(rows: list, test_fraction=0.2, seed=0) -> dict:
     "{vid: 'train' | 'test'}: the rows' split column where given, else a seeded draw of `test_fraction` of the videos."
-    vids = sorted({Path(r['video']).stem for r in rows})
+    vids = video_ids(rows)
     given = {}
     for r in rows:
         v = Path(r['video']).stem
@@ -144,6 +164,8 @@ def dataset_config(out, features, classes: list, durations: dict, text_encoder='
                          num_classes=len(classes)), 'model': model}
 
 # %% ../nbs/34_own_dataset.ipynb 28
+OUTPUTS = ('train_tad.json', 'train_mr.jsonl', 'test_tad.json', 'test_mr.jsonl', 'classes.txt', 'config.yaml')
+
 def dataset_parser():
     p = argparse.ArgumentParser(prog='unimd dataset', description='annotation files and a config from a table of moments in your videos')
     p.add_argument('rows', help='CSV or JSON rows: video, start, end, and label (TAD) and/or sentence (MR); optional split, duration')
@@ -153,6 +175,7 @@ def dataset_parser():
     p.add_argument('--test-fraction', type=float, default=0.2, help='share of videos drawn for test when rows give no split')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--text-encoder', default='minilm', help="query encoder: 'minilm' (offline), 'clip' (the paper's)")
+    p.add_argument('--force', action='store_true', help='replace the files of an existing dataset in --out')
     return p
 
 def cli_dataset(argv) -> int:
@@ -160,6 +183,8 @@ def cli_dataset(argv) -> int:
     a = dataset_parser().parse_args(argv)
     if not (a.videos or a.features): raise UniMDError("give --videos (a folder of the videos) and/or --features (their features)")
     rows, out = read_rows(a.rows), Path(a.out)
+    if out.exists() and not out.is_dir(): raise UniMDError(f"--out {out} is a file: give the folder to write the dataset in")
+    for name in OUTPUTS: check_output(out / name, [a.rows], a.force)      # nothing already written is lost, no input overwritten
     features = Path(a.features) if a.features else out / 'features'
     splits = assign_splits(rows, a.test_fraction, a.seed)
     known = {Path(r['video']).stem: r['duration'] for r in rows if r['duration']}

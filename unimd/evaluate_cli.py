@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_evaluate_cli.ipynb 2
 from __future__ import annotations
-import argparse, gc, json, math, sys
+import argparse, gc, json, math, os, reprlib, stat, sys
 from collections import Counter
 from contextlib import contextmanager
 from functools import wraps
@@ -18,20 +18,27 @@ try: import orjson                                                # 3-5x faster 
 except ImportError: orjson = None
 
 # %% auto 0
-__all__ = ['SUBSET_DEFAULT', 'read_tad_gt', 'read_tad_pred', 'read_mr_gt', 'read_mr_pred', 'split_name', 'select_subset',
-           'evaluate_parser', 'format_table', 'scored_gt', 'unmatched_tad', 'unmatched_mr', 'cli_evaluate']
+__all__ = ['MQ_CHALLENGE', 'NLQ_CHALLENGE', 'SUBSET_DEFAULT', 'read_tad_gt', 'read_tad_pred', 'read_mr_gt',
+           'nlq_prediction_lines', 'read_mr_pred', 'split_name', 'select_subset', 'evaluate_parser', 'format_table',
+           'scored_gt', 'unmatched_tad', 'unmatched_mr', 'cli_evaluate']
 
 # %% ../nbs/07_evaluate_cli.ipynb 6
 def _read_bytes(path):
-    try: return Path(path).read_bytes()
+    "The bytes of a regular file: a folder, FIFO or device is refused from its stat (reading a FIFO would wait forever)."
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode): raise UniMDError(f'{path}: cannot read it (a folder, FIFO or device, not a file)')
+        return Path(path).read_bytes()
     except OSError as e: raise UniMDError(f'{path}: cannot read it ({e.strerror})') from None
 
 def _loads(data, where):
     "Parse JSON with orjson; what it refuses (NaN, 10**400, bad JSON) goes to the standard library, for its value or its error."
     if orjson is not None:
         try: return orjson.loads(data)
-        except orjson.JSONDecodeError: pass
+        except orjson.JSONDecodeError as e:
+            if 'recursion' in str(e): raise UniMDError(f'{where}: nested deeper than any prediction or ground-truth file (JSON arrays or objects over 1000 levels deep)') from None
     try: return json.loads(data)
+    except RecursionError:
+        raise UniMDError(f'{where}: nested deeper than any prediction or ground-truth file (JSON arrays or objects thousands of levels deep)') from None
     except json.JSONDecodeError as e: raise UniMDError(f'{where}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})') from None
     except UnicodeDecodeError as e: raise UniMDError(f'{where}: not UTF-8 text ({e.reason} at byte {e.start})') from None
 
@@ -60,7 +67,14 @@ def _read_jsonl(path):
         if line.strip(): yield n, _loads(line, f'{path}: line {n}')
 
 # %% ../nbs/07_evaluate_cli.ipynb 12
-def _short(x): r = repr(x) if not isinstance(x, int) or abs(x) < 10**30 else f'{str(x)[:12]}... ({len(str(abs(x)))} digits)'; return r if len(r) < 40 else r[:37] + '...'
+_REPR = reprlib.Repr()                                     # depth-bounded: a list nested 100k deep is no RecursionError
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple = 4, 20, 20, 20
+
+def _short(x):
+    "A value as an error message shows it: at most 40 characters, containers cut at 4 levels, huge integers by digit count."
+    if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**30: return f'{str(x)[:12]}... ({len(str(abs(x)))} digits)'
+    r = _REPR.repr(x) if isinstance(x, (list, dict, tuple)) else repr(x)
+    return r if len(r) < 40 else r[:37] + '...'
 
 def _get(obj, key, where):
     "obj[key], or an error naming the place and the missing field."
@@ -194,9 +208,29 @@ def read_mr_gt(path):
     "MR ground truth JSONL as `{qid: windows [n, 2]}`."
     return _read_mr(path, 'relevant_windows', 2)
 
+MQ_CHALLENGE, NLQ_CHALLENGE = 'ego4d_moment_queries', 'ego4d_nlq_challenge'   # the `challenge` of the Ego4D submission files
+
+def nlq_prediction_lines(path):
+    "An Ego4D NLQ challenge file as numbered MR prediction lines [(n, {qid, vid, pred_relevant_windows})]; None if `path` is not one."
+    try: obj = _loads(_read_bytes(path), path)
+    except UniMDError: return None                                     # not one JSON document: JSONL, read line by line
+    if not (isinstance(obj, dict) and obj.get('challenge') == NLQ_CHALLENGE): return None
+    res = _get(obj, 'results', str(path))
+    if not isinstance(res, list): raise UniMDError(f'{path}: results is {_short(res)}, not a list of query entries')
+    lines = []
+    for n, r in enumerate(res, 1):
+        w = f'{path}: results[{n - 1}]'
+        uid, idx, vid, ts = (_get(r, k, w) for k in ('annotation_uid', 'query_idx', 'clip_uid', 'predicted_times'))
+        for k, v in (('annotation_uid', uid), ('clip_uid', vid)):
+            if not isinstance(v, str): raise UniMDError(f'{w}: {k} is {_short(v)}, not an id')
+        if isinstance(idx, bool) or not isinstance(idx, int): raise UniMDError(f'{w}: query_idx is {_short(idx)}, not an index')
+        if not (isinstance(ts, list) and ts): raise UniMDError(f'{w}: predicted_times is {_short(ts)}, not a non-empty list of [start, end]')
+        lines.append((n, {'qid': f'{uid}_{idx}', 'vid': vid,                # ranked windows, scored 1 / rank
+                          'pred_relevant_windows': [[*_seg(t, f'{w}: predicted_times[{k - 1}]'), 1 / k] for k, t in enumerate(ts, 1)]}))
+    return lines
+
 def read_mr_pred(path):
-    "MR predictions JSONL (or an Ego4D NLQ submission, see `unimd.formats`) as `{qid: windows [m, 3]}` (start, end, score)."
-    from unimd.formats import nlq_prediction_lines
+    "MR predictions JSONL (or an Ego4D NLQ submission, as `unimd export` writes) as `{qid: windows [m, 3]}` (start, end, score)."
     return _read_mr(path, 'pred_relevant_windows', 3, nlq_prediction_lines(path))
 
 # %% ../nbs/07_evaluate_cli.ipynb 34

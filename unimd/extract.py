@@ -12,14 +12,14 @@ import torch
 import torch.nn.functional as F
 from .core import UniMDError
 from .data import atomic_file
-from .features import FeatureGrid, save_features, load_features
+from .features import FeatureGrid, save_features, load_features, open_regular
 from .text import ClipTextEncoder, hf_hub_cache, hf_offline, clip_weights_missing
 
 # %% auto 0
 __all__ = ['CHARADES_CLIP_GRID', 'VIDEO_EXTS', 'META_FILE', 'check_long_enough', 'import_av', 'VideoReader', 'make_test_video',
-           'gray_ramp', 'clip_preprocess', 'default_device', 'ClipImageEncoder', 'advance', 'extract_features',
-           'read_feature_meta', 'feature_grid', 'check_feature_meta', 'write_feature_meta', 'extractor_meta',
-           'extract_video', 'find_videos', 'extract_parser', 'cli_extract']
+           'gray_ramp', 'clip_preprocess', 'default_device', 'pick_device', 'ClipImageEncoder', 'advance',
+           'extract_features', 'read_feature_meta', 'feature_grid', 'check_feature_meta', 'write_feature_meta',
+           'extractor_meta', 'extract_video', 'find_videos', 'extract_parser', 'cli_extract']
 
 # %% ../nbs/30_extract.ipynb 6
 CHARADES_CLIP_GRID = FeatureGrid(fps=24.0, stride=4, frames_per_clip=16)
@@ -46,7 +46,7 @@ class VideoReader:
     "One video file opened with PyAV: its metadata, and its frames at the times of a feature grid."
     def __init__(self, path):
         av, self.path = import_av(), Path(path)
-        if not self.path.is_file(): raise UniMDError(f"video {self.path} not found: check the path")
+        open_regular(self.path, 'video file').close()  # not found, or a FIFO/device that FFmpeg would block on: one line
         try: self.container = av.open(str(self.path))
         except av.FFmpegError as e:
             raise UniMDError(f"{self.path} is not a video FFmpeg can read ({e}); re-encode it, e.g. "
@@ -134,11 +134,26 @@ def default_device():
     "'cuda' when a GPU is visible, else 'cpu'."
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
+def pick_device(device=None) -> torch.device:
+    "The torch device `--device` names (default: cuda when a GPU is visible); one line for a name that is no device or is absent here."
+    if device is None or str(device).strip() == '': return torch.device(default_device())
+    try: d = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise UniMDError(f"--device {device} is not a device: use cpu or cuda (cuda:1 for the second GPU)") from None
+    if d.type == 'cuda':
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not n: raise UniMDError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
+        if d.index is not None and d.index >= n: raise UniMDError(f"--device {device}: this machine has {n} GPU(s), cuda:0 to cuda:{n - 1}")
+    elif d.type == 'mps' and not torch.backends.mps.is_available():
+        raise UniMDError(f"--device {device}: Apple's MPS is not available here; use --device cpu")
+    elif d.type not in ('cpu', 'mps'): raise UniMDError(f"--device {device}: unimd runs on cpu or cuda, not {d.type}")
+    return d
+
 class ClipImageEncoder(ClipTextEncoder):
     "Frozen open_clip model whose image tower turns frames into features [N, dim] (512-d for ViT-B-32)."
     def __init__(self, model='ViT-B-32-quickgelu', pretrained='openai', device=None, batch_size=64):
         self.image_batch_size = batch_size
-        super().__init__(model, pretrained, cache_dir=False, device=device or default_device())
+        super().__init__(model, pretrained, cache_dir=False, device=pick_device(device))
 
     def _check_available(self):
         "The text encoder's check, with the fix in `unimd extract`'s own flags (--pretrained, --model)."
@@ -289,6 +304,7 @@ def cli_extract(argv, encoder=None) -> int:
     a = extract_parser().parse_args(argv)
     videos = find_videos(a.videos)
     grid = FeatureGrid(a.fps, a.stride, a.frames_per_clip)
+    if a.device is not None: a.device = str(pick_device(a.device))   # a bad --device is one line before any model loads
     if encoder is None and a.pretrained == 'random':             # seeded: 'random' is one extractor in every process
         from unimd.pretrained import random_clip
         encoder = random_clip(a.model, a.device or 'cpu')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_features.ipynb 2
 from __future__ import annotations
-import re, zlib
+import math, os, re, stat, zipfile, zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
@@ -13,9 +13,9 @@ from .core import TAD, MR, UniMDError, Query, Video, Batch
 from .data import atomic_file
 
 # %% auto 0
-__all__ = ['FEATURE_EXTS', 'FeatureGrid', 'feature_file', 'check_features', 'load_features', 'save_features', 'resample',
-           'concat_features', 'crop_length', 'kept_fraction', 'random_crop', 'VideoItem', 'round_up', 'collate',
-           'plot_features']
+__all__ = ['FEATURE_EXTS', 'MAX_RATIO', 'FeatureGrid', 'feature_file', 'open_regular', 'zip_members', 'feature_keys',
+           'check_features', 'load_features', 'save_features', 'check_output', 'resample', 'concat_features',
+           'crop_length', 'kept_fraction', 'random_crop', 'VideoItem', 'round_up', 'collate', 'plot_features']
 
 # %% ../nbs/03_features.ipynb 5
 @dataclass(frozen=True)
@@ -50,43 +50,159 @@ class FeatureGrid:
 FEATURE_EXTS = ('.npy', '.npz', '.pt', '.pth', '.h5', '.hdf5')
 
 def feature_file(folder, vid):
-    "The file that holds `vid`'s features: `folder` itself if it is one .h5 for all videos, else `folder/vid.<ext>`."
+    "The file that holds `vid`'s features: `folder` itself if it is one file for all videos, else `folder/vid.<ext>`."
     folder = Path(folder)
-    if folder.is_file(): return folder
+    if folder.exists() and not folder.is_dir(): return folder       # a file (a FIFO or a device is refused when read)
     if not folder.is_dir():
         raise UniMDError(f"feature folder {folder} does not exist: extract the features there or fix the path")
     for ext in FEATURE_EXTS:
-        if (p := folder / f'{vid}{ext}').exists(): return p
+        if os.path.lexists(p := folder / f'{vid}{ext}'): return p
     raise UniMDError(f"no features for video {vid!r}: {folder / vid}.npy (or .pt/.h5) is missing; "
                      f"extract them or drop the video from the split")
 
+_KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'))
+
+def open_regular(path, what='file'):
+    "`path` opened for reading, if it is a regular file; a FIFO, device, socket or folder is refused before it can block."
+    path = Path(path)
+    def refuse(st):
+        kind = next((k for is_, k in _KINDS if is_(st.st_mode)), 'not a regular file')
+        return UniMDError(f"{path} is {kind}, not a regular file: give the {what} itself")
+    try:
+        if not stat.S_ISREG((st := os.stat(path)).st_mode): raise refuse(st)        # stat follows links, opens nothing
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))              # swapped for a FIFO since? still no wait
+    except FileNotFoundError: raise UniMDError(f"{path} not found: check the path") from None
+    except OSError as e: raise UniMDError(f"cannot open {path}: {e.strerror}") from None
+    if not stat.S_ISREG((st := os.fstat(fd)).st_mode): os.close(fd); raise refuse(st)
+    return os.fdopen(fd, 'rb')
+
 # %% ../nbs/03_features.ipynb 10
-def _pick(named, path, vid):
-    "The one array in a dict-like container (a lone entry, else `vid`, 'feats' or 'features')."
-    keys = list(named.keys())
+MAX_RATIO = 1100        # deflate shrinks data at most ~1032x: a file claiming more data than that per stored byte lies
+
+def _size(n):
+    "Bytes, for people."
+    return next(f'{n / 1024 ** i:.3g} {u}' for i, u in enumerate(('B', 'KB', 'MB', 'GB', 'TB', 'PB')) if n < 1024 ** (i + 1) or u == 'PB')
+
+def _claim(path, vid, shape, dtype, have):
+    "Check a declared array (shape, dtype) before a byte of it is read: numbers, [T, D], and no more bytes than `have`."
+    dtype = np.dtype(dtype)
+    if dtype.hasobject: raise UniMDError(f"{path}: features of video {vid!r} hold pickled objects, not an array; "
+                                         f"give the [T, D] array `unimd extract` writes")
+    if dtype.kind not in 'biuf' or dtype.fields:
+        raise UniMDError(f"{path}: features of video {vid!r} are of type {dtype}, not numbers; give a float [T, D] array")
+    if len(shape) != 2 or shape[0] == 0:
+        raise UniMDError(f"{path}: features of video {vid!r} have shape {tuple(shape)}, expected [T, D] with T >= 1")
+    need = math.prod(int(n) for n in shape) * dtype.itemsize          # Python ints: no overflow
+    if need > have:
+        raise UniMDError(f"{path}: features of video {vid!r} claim shape {tuple(shape)} ({_size(need)}) but the file holds "
+                         f"{_size(have)} for them: it is cut short or forged; re-extract it")
+    return need
+
+def _read_exact(f, shape, dtype, fortran=False):
+    "The array of `shape` and `dtype` from the next bytes of f, read straight into it (an error if the stream ends first)."
+    x = np.empty(shape, dtype, order='F' if fortran else 'C')
+    view, got = memoryview(x.reshape(-1, order='A')).cast('B'), 0
+    while got < x.nbytes and (k := f.readinto(view[got:])): got += k
+    if got < x.nbytes: raise UniMDError(f"ends after {got} of {x.nbytes} bytes: the file is cut short")
+    return x
+
+def _npy(f, path, vid, have):
+    "The array of the .npy stream f, its header checked against the `have` bytes before the data is read."
+    from numpy.lib import format as npf
+    start = f.tell()
+    try: version = npf.read_magic(f)
+    except ValueError: raise UniMDError("it holds text or another format, not an array (no .npy header)") from None
+    if version not in ((1, 0), (2, 0)): raise UniMDError(f"{path}: .npy format version {version} is not supported; re-save it with numpy.save")
+    shape, fortran, dtype = (npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0)(f)
+    _claim(path, vid, shape, dtype, have - (f.tell() - start))
+    return _read_exact(f, shape, dtype, fortran)
+
+def _pick_key(keys, path, vid):
+    "The key of the one array in a container: a lone entry, else `vid`, 'feats' or 'features'."
+    keys = list(keys)
     for k in ([keys[0]] if len(keys) == 1 else []) + [vid, 'feats', 'features']:
-        if k in named: return named[k]
+        if k in keys: return k
     raise UniMDError(f"{path} holds {keys[:5]}... but no entry for video {vid!r} (nor 'feats'/'features')")
 
+def zip_members(z, path, size):
+    "The members of a zip (npz, torch file), refused if any claims more than its stored bytes can hold."
+    for m in z.infolist():
+        if m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or m.flag_bits & 1:
+            raise UniMDError(f"{path}: member {m.filename!r} is encrypted or uses an unusual compression; re-save it with numpy/torch")
+        if m.compress_size > size or m.file_size > MAX_RATIO * max(m.compress_size, 1):
+            raise UniMDError(f"{path}: member {m.filename!r} claims {_size(m.file_size)} from {_size(m.compress_size)} "
+                             f"stored: the file is forged or damaged; re-extract it")
+    return {m.filename: m for m in z.infolist()}
+
+def _h5(f, path, vid, size):
+    "The array of the one dataset `vid` (or a lone one) at the top of an .h5, if it holds its data itself."
+    import h5py
+    with h5py.File(f, 'r') as h:                      # the file object: HDF5 gets no path to resolve links against
+        name = _pick_key(h.keys(), path, vid)         # link names only: nothing resolved yet
+        link = h.id.links.get_info(name.encode()).type
+        if link != h5py.h5l.TYPE_HARD:
+            kind = {h5py.h5l.TYPE_SOFT: 'a soft link', h5py.h5l.TYPE_EXTERNAL: 'an external link'}.get(link, 'a user-defined link')
+            raise UniMDError(f"{path}: entry {name!r} is {kind}, not data in the file; store the [T, D] array itself in it")
+        ds = h[name]
+        if not isinstance(ds, h5py.Dataset): raise UniMDError(f"{path}: entry {name!r} is a group, not a [T, D] dataset")
+        plist = ds.id.get_create_plist()
+        if plist.get_layout() == h5py.h5d.VIRTUAL or plist.get_external_count():
+            what = 'a virtual dataset (its data lives in other files)' if plist.get_layout() == h5py.h5d.VIRTUAL else \
+                   'stored in external files'
+            raise UniMDError(f"{path}: dataset {name!r} is {what}; store the [T, D] array itself in the .h5")
+        stored = min(ds.id.get_storage_size(), size)
+        _claim(path, vid, ds.shape, ds.dtype, stored * (MAX_RATIO if plist.get_nfilters() else 1))
+        return ds[()]
+
+def _torch(f, path, vid, size):
+    "The tensor in a torch zip file (torch.save), weights only, its members' sizes checked first."
+    if not zipfile.is_zipfile(f): raise UniMDError(f"{path} is not a torch zip file (the legacy format or not torch): "
+                                                  f"re-save it with torch.save")
+    f.seek(0)
+    with zipfile.ZipFile(f) as z: zip_members(z, path, size)
+    f.seek(0)
+    x = torch.load(f, map_location='cpu', weights_only=True)
+    x = x[_pick_key(x.keys(), path, vid)] if isinstance(x, dict) else x
+    if not isinstance(x, torch.Tensor): raise UniMDError(f"{path}: holds a {type(x).__name__}, not a [T, D] tensor")
+    _claim(path, vid, tuple(x.shape), np.complex64 if x.is_complex() else np.float32, math.inf)
+    return x.float().numpy()
+
 def _read_array(path, vid):
-    "Read the raw feature array of `vid` from one .npy/.pt/.h5 file."
+    "Read the raw feature array of `vid` from one .npy/.npz/.pt/.h5 file, and nothing outside it."
     path = Path(path)
-    try:
-        if path.suffix == '.npy': return np.load(path, allow_pickle=False)
-        if path.suffix == '.npz':                                                 # the official release: key 'features'
-            with np.load(path, allow_pickle=False) as z: return _pick({k: z[k] for k in z.files}, path, vid)
-        if path.suffix in ('.pt', '.pth'):
-            x = torch.load(path, map_location='cpu', weights_only=True)
-            return (_pick(x, path, vid) if isinstance(x, dict) else x).float().numpy()
-        if path.suffix in ('.h5', '.hdf5'):
+    if path.suffix not in FEATURE_EXTS: raise UniMDError(f"{path}: unknown feature format (use one of {FEATURE_EXTS})")
+    with open_regular(path, 'feature file') as f:
+        size = os.fstat(f.fileno()).st_size
+        try:
+            if path.suffix == '.npy': return _npy(f, path, vid, size)
+            if path.suffix == '.npz':                                             # the official release: key 'features'
+                with zipfile.ZipFile(f) as z:
+                    members = zip_members(z, path, size)
+                    key = _pick_key([n.removesuffix('.npy') for n in members], path, vid)
+                    m = members.get(f'{key}.npy') or members[key]
+                    with z.open(m) as g: return _npy(g, path, vid, m.file_size)
+            if path.suffix in ('.pt', '.pth'): return _torch(f, path, vid, size)
+            return _h5(f, path, vid, size)
+        except UniMDError as e:
+            if str(e).startswith(str(path)): raise
+            raise UniMDError(f"cannot read features of video {vid!r} from {path}: {e}; give the [T, D] array `unimd extract` writes") from None
+        except Exception as e:
+            unsafe = any(w in str(e) for w in ('pickle', 'Weights only', 'weights_only'))    # never pass on "load it unsafely"
+            why = 'it holds pickled objects or text, not an array' if unsafe else (str(e).splitlines() or [type(e).__name__])[0]
+            raise UniMDError(f"cannot read features of video {vid!r} from {path}: {why}; give the [T, D] array `unimd extract` writes") from None
+
+def feature_keys(path) -> list:
+    "The entry names at the top of one .h5 or .npz file (the video ids of a file keyed by video): names only, nothing followed."
+    path = Path(path)
+    with open_regular(path, 'feature file') as f:
+        try:
+            if path.suffix == '.npz':
+                with zipfile.ZipFile(f) as z: return [n.removesuffix('.npy') for n in z.namelist()]
             import h5py
-            with h5py.File(path, 'r') as f: return np.asarray(_pick(f, path, vid)[()])
-    except UniMDError: raise
-    except Exception as e:
-        unsafe = any(w in str(e) for w in ('pickle', 'Weights only', 'weights_only'))    # never pass on "load it unsafely"
-        why = 'it holds pickled objects or text, not an array' if unsafe else (str(e).splitlines() or [type(e).__name__])[0]
-        raise UniMDError(f"cannot read features of video {vid!r} from {path}: {why}; give the [T, D] array `unimd extract` writes") from None
-    raise UniMDError(f"{path}: unknown feature format (use one of {FEATURE_EXTS})")
+            with h5py.File(f, 'r') as h: return list(h.keys())
+        except Exception as e:
+            raise UniMDError(f"cannot read {path}: {(str(e).splitlines() or [type(e).__name__])[0]}; give an .h5 keyed by video id") from None
 
 # %% ../nbs/03_features.ipynb 12
 def check_features(x, path, vid):
@@ -119,7 +235,20 @@ def save_features(folder, vid, x, fmt='npy'):
             with h5py.File(f, 'w') as h: h.create_dataset('feats', data=x)
     return path
 
-# %% ../nbs/03_features.ipynb 20
+# %% ../nbs/03_features.ipynb 18
+def check_output(path, inputs=(), force=False, flag='--out') -> Path:
+    "`path` if a command may write it: never one of its `inputs`, never a folder, an existing file only with `force`."
+    path = Path(path)
+    for i in inputs:
+        if i is not None and path.exists() and Path(i).exists() and os.path.samefile(path, i):
+            raise UniMDError(f"{flag} {path} is also an input of this command: writing it would destroy what it reads; "
+                             f"give another file")
+    if path.is_dir(): raise UniMDError(f"{flag} {path} is a folder: give a file name")
+    if os.path.lexists(path) and not force:
+        raise UniMDError(f"{flag} {path} already exists: give another name, or add --force to replace it")
+    return path
+
+# %% ../nbs/03_features.ipynb 25
 def resample(x, T_new):
     "Linearly interpolate features [T, D] to [T_new, D] along time (numpy or torch in, same type out)."
     if isinstance(x, torch.Tensor): return torch.from_numpy(resample(x.detach().cpu().numpy(), T_new))
@@ -136,7 +265,7 @@ def concat_features(a, b):
     if isinstance(a, torch.Tensor): return torch.cat([a, resample(torch.as_tensor(b), len(a)).to(a)], 1)
     return np.concatenate([a, resample(b, len(a)).astype(np.asarray(a).dtype)], 1)
 
-# %% ../nbs/03_features.ipynb 23
+# %% ../nbs/03_features.ipynb 28
 def crop_length(T, max_len, crop_ratio=(0.9, 1.0), rng=None):
     "The window length for a sequence of T steps: max_len if longer, else a random crop_ratio fraction of T."
     if T > max_len: return max_len
@@ -153,7 +282,7 @@ def kept_fraction(segments, start, end):
     with np.errstate(divide='ignore', invalid='ignore'):
         return np.where(e > s, inter / np.where(e > s, e - s, 1), inside)     # [n]
 
-# %% ../nbs/03_features.ipynb 25
+# %% ../nbs/03_features.ipynb 30
 def random_crop(feats, segments_per_query, max_len, trunc_thresh=0.5, crop_ratio=(0.9, 1.0), rng=None, max_trials=200):
     "Cut feats [T, D] to a random window; returns (feats [L, D], segments per query in window steps, window start)."
     rng = np.random.default_rng() if rng is None else rng
@@ -167,7 +296,7 @@ def random_crop(feats, segments_per_query, max_len, trunc_thresh=0.5, crop_ratio
     out = [(s[kept_fraction(s, st, st + L) >= trunc_thresh].clip(st, st + L) - st) for s in segs]
     return feats[st:st + L], out, st
 
-# %% ../nbs/03_features.ipynb 28
+# %% ../nbs/03_features.ipynb 33
 @dataclass
 class VideoItem:
     "One video for a batch: features [T, D], their grid, and queries with ground-truth segments in seconds."
@@ -202,7 +331,7 @@ class VideoItem:
         off = self.offset + st
         return replace(self, feats=feats, segments=[self.grid.to_seconds(s + off) for s in steps], offset=off)
 
-# %% ../nbs/03_features.ipynb 31
+# %% ../nbs/03_features.ipynb 36
 def round_up(n, multiple): return -(-n // multiple) * multiple
 
 def collate(items, text_encoder, max_len=None, pad_multiple=32):
@@ -236,7 +365,7 @@ def collate(items, text_encoder, max_len=None, pad_multiple=32):
                  torch.tensor([it.grid.dt for it in items], dtype=torch.float64),
                  torch.tensor([it.duration for it in items], dtype=torch.float64))
 
-# %% ../nbs/03_features.ipynb 36
+# %% ../nbs/03_features.ipynb 41
 def plot_features(feats, segments=(), labels=(), ax=None, title='', max_dims=64):
     "Heat-map of features [T, D] (time on x) with ground-truth segments (in steps) drawn as bars underneath."
     import matplotlib.pyplot as plt

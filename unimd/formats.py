@@ -5,28 +5,38 @@
 # %% ../nbs/06_formats.ipynb 3
 from __future__ import annotations
 import argparse, json, math
+import numpy as np
 from pathlib import Path
 from .core import UniMDError, Moment, TAD, MR
 from .data import atomic_file
+from .features import open_regular, check_output
+from .evaluate_cli import MQ_CHALLENGE, NLQ_CHALLENGE, nlq_prediction_lines   # the evaluator reads; this room writes
 
 # %% auto 0
-__all__ = ['ANET_VERSION', 'MQ_CHALLENGE', 'NLQ_CHALLENGE', 'EGO4D_VERSION', 'FORMATS', 'EXTENSIONS', 'ranked_entries',
-           'ranked_windows', 'activitynet_json', 'moment_detr_lines', 'ego4d_mq_submission', 'nlq_ids',
-           'ego4d_nlq_submission', 'official_nlq_entries', 'validate_activitynet', 'validate_moment_detr',
-           'validate_ego4d_mq', 'validate_ego4d_nlq', 'format_payload', 'write_format', 'sniff_format', 'read_format',
-           'nlq_prediction_lines', 'run_predictions', 'run_texts', 'table_predictions', 'export_parser', 'cli_export']
+__all__ = ['ANET_VERSION', 'EGO4D_VERSION', 'FORMATS', 'EXTENSIONS', 'ranked_entries', 'ranked_windows', 'activitynet_json',
+           'moment_detr_lines', 'ego4d_mq_submission', 'nlq_ids', 'ego4d_nlq_submission', 'official_nlq_entries',
+           'validate_activitynet', 'validate_moment_detr', 'validate_ego4d_mq', 'validate_ego4d_nlq', 'format_payload',
+           'write_format', 'sniff_format', 'read_format', 'run_predictions', 'run_texts', 'table_predictions',
+           'export_parser', 'cli_export']
 
 # %% ../nbs/06_formats.ipynb 8
+def _top(xs: list, top_k):
+    "The first top_k of a ranked list (all of it for None); a count below 1 is refused, not read as 'drop the last'."
+    if top_k is None: return xs
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise UniMDError(f"top-k {top_k!r}: keep 1 or more per video or query (leave it out to keep all)")
+    return xs[:top_k]
+
 def ranked_entries(by_label: dict, top_k=None) -> list:
     "{label: [Moment]} -> [{label, score, segment}] sorted best first (the first `top_k` only if given)."
     rows = sorted(({'label': lab, 'score': float(m.score), 'segment': [float(m.start), float(m.end)]}
                    for lab, ms in by_label.items() for m in ms), key=lambda r: -r['score'])
-    return rows[:top_k] if top_k else rows
+    return _top(rows, top_k)
 
 def ranked_windows(moments: list, top_k=None) -> list:
     "[Moment] -> [Moment] best first (the first `top_k` only if given)."
     ms = sorted(moments, key=lambda m: -m.score)
-    return ms[:top_k] if top_k else ms
+    return _top(ms, top_k)
 
 # %% ../nbs/06_formats.ipynb 11
 ANET_VERSION = 'VERSION 1.3'
@@ -49,7 +59,7 @@ def moment_detr_lines(mr: dict, texts: dict | None = None, top_k=None) -> list:
             for vid, q in mr.items() for qid, ms in q.items()]
 
 # %% ../nbs/06_formats.ipynb 17
-MQ_CHALLENGE, NLQ_CHALLENGE, EGO4D_VERSION = 'ego4d_moment_queries', 'ego4d_nlq_challenge', '1.0'
+EGO4D_VERSION = '1.0'                # with MQ_CHALLENGE / NLQ_CHALLENGE, which the evaluator's readers own
 
 def ego4d_mq_submission(tad: dict, retrieve_k=None) -> dict:
     "TAD predictions {clip_uid: {label: [Moment]}} as the Ego4D MQ challenge file."
@@ -176,10 +186,12 @@ def _load(path):
     "A JSON object, or the list of objects of a JSONL file."
     try: text = Path(path).read_text()
     except OSError as e: raise UniMDError(f"{path}: cannot read it ({e.strerror})") from None
-    try: return json.loads(text)
-    except json.JSONDecodeError:
-        try: return [json.loads(l) for l in text.splitlines() if l.strip()]
-        except json.JSONDecodeError as e: raise UniMDError(f"{path}: neither JSON nor JSON lines ({e.msg})") from None
+    try:
+        try: return json.loads(text)
+        except json.JSONDecodeError:
+            try: return [json.loads(l) for l in text.splitlines() if l.strip()]
+            except json.JSONDecodeError as e: raise UniMDError(f"{path}: neither JSON nor JSON lines ({e.msg})") from None
+    except RecursionError: raise UniMDError(f"{path}: nested thousands of levels deep, not a prediction file") from None
 
 def sniff_format(obj) -> str:
     "Which of FORMATS (or 'interchange-tad') a loaded prediction file is."
@@ -218,18 +230,7 @@ def _mr_of(lines):
     for l in lines: out.setdefault(l['vid'], {})[l['qid']] = [Moment(float(s), float(e), float(c)) for s, e, c in l['pred_relevant_windows']]
     return out
 
-# %% ../nbs/06_formats.ipynb 38
-def nlq_prediction_lines(path):
-    "An Ego4D NLQ challenge file as numbered MR prediction lines [(n, {qid, vid, pred_relevant_windows})]; None if `path` is not one."
-    try: obj = json.loads(Path(path).read_text())
-    except (OSError, ValueError): return None
-    if not (isinstance(obj, dict) and obj.get('challenge') == NLQ_CHALLENGE): return None
-    validate_ego4d_nlq(obj, str(path))
-    return [(n, {'qid': f"{r['annotation_uid']}_{r['query_idx']}", 'vid': r['clip_uid'],
-                 'pred_relevant_windows': [[s, e, 1 / k] for k, (s, e) in enumerate(r['predicted_times'], 1)]})
-            for n, r in enumerate(obj['results'], 1)]
-
-# %% ../nbs/06_formats.ipynb 41
+# %% ../nbs/06_formats.ipynb 40
 def run_predictions(source) -> tuple:
     "(TAD, MR, texts) from a run folder or one of its prediction files (None for a task it does not hold)."
     from unimd.interchange import read_tad_predictions, read_mr_predictions
@@ -251,21 +252,32 @@ def run_texts(run) -> dict:
     try:
         dc = update_config(Config(), json.loads(m.read_text()).get('config') or {}, str(m)).data
         videos = make_world(dc.synthetic).split('test') if dc.dataset == 'synthetic' else real_videos(dc, 'test')[0]
-    except (UniMDError, ValueError, OSError): return {}                 # the sentences are optional in every format
+    except (UniMDError, ValueError, OSError, RecursionError): return {}                 # the sentences are optional in every format
     return {s.qid: s.text for v in videos.values() for s in v.sentences}
 
 def table_predictions(df, vid: str) -> tuple:
     "(TAD, MR, texts) of one video from the predictor's table (a DataFrame or the CSV `unimd predict --csv` wrote)."
     import pandas as pd
-    if not isinstance(df, pd.DataFrame): df = pd.read_csv(df)
+    where = 'the predictions table'
+    if not isinstance(df, pd.DataFrame):
+        where = str(df)
+        with open_regular(df, 'CSV of `unimd predict --csv`') as f:
+            try: df = pd.read_csv(f)
+            except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
+                raise UniMDError(f"{where}: not a readable CSV ({(str(e).splitlines() or [type(e).__name__])[0]})") from None
     missing = {'query', 'task', 'start', 'end', 'score'} - set(df.columns)
-    if missing: raise UniMDError(f"the predictions table lacks columns {sorted(missing)}: give the CSV of `unimd predict --csv`")
+    if missing: raise UniMDError(f"{where} lacks columns {sorted(missing)}: give the CSV of `unimd predict --csv`")
+    for col in ('start', 'end', 'score'):                                  # every value a finite number, or the row is named
+        bad = ~np.isfinite(pd.to_numeric(df[col], errors='coerce').to_numpy(dtype=float))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise UniMDError(f"{where} line {i + 2}: {col} is {df[col].iloc[i]!r}, not a number: give the CSV of `unimd predict --csv`")
     tad, mr = {}, {}
     for r in df.itertuples():
         (tad if r.task == TAD else mr).setdefault(vid, {}).setdefault(r.query, []).append(Moment(float(r.start), float(r.end), float(r.score)))
     return tad or None, mr or None, {q: q for q in mr.get(vid, {})}
 
-# %% ../nbs/06_formats.ipynb 44
+# %% ../nbs/06_formats.ipynb 43
 def export_parser():
     p = argparse.ArgumentParser(prog='unimd export', description="predictions in the field's file formats (validated against what their official readers read)")
     p.add_argument('source', help='a run folder of `unimd train`, one of its predictions files, or the CSV of `unimd predict --csv`')
@@ -274,12 +286,16 @@ def export_parser():
     p.add_argument('--vid', help='the video id of a `unimd predict` CSV (default: the CSV file name)')
     p.add_argument('--strip-v', action='store_true', help="activitynet: drop the 'v_' of ActivityNet ids (the official ground truth has none)")
     p.add_argument('--top-k', type=int, help='keep the k best per video (TAD) or per query (MR; ego4d-nlq default 5)')
+    p.add_argument('--force', action='store_true', help='replace --out if it exists (never when it is the input)')
     return p
 
 def cli_export(argv) -> int:
     "`unimd export SOURCE --format F --out FILE`: write and validate the file; print what it holds."
     a = export_parser().parse_args(argv)
     src = Path(a.source)
+    if a.top_k is not None and a.top_k < 1: raise UniMDError(f"--top-k {a.top_k}: keep 1 or more per video or query (leave it out to keep all)")
+    read = [src / n for n in ('predictions_tad.json', 'predictions_mr.jsonl', 'metrics.json')] if src.is_dir() else [src]
+    check_output(a.out, read, a.force)                                   # before reading: nothing written over, nothing lost
     tad, mr, texts = table_predictions(src, a.vid or src.stem) if src.suffix == '.csv' else run_predictions(src)
     path = write_format(a.format, a.out, tad, mr, texts, **({'strip_v': a.strip_v} if a.format == 'activitynet' else {}), top_k=a.top_k)
     held = mr if a.format in ('moment-detr', 'ego4d-nlq') else tad

@@ -19,11 +19,12 @@ from .checkpoint import load_trained
 from .text import get_encoder
 from .splits import data_grid
 from .released import official_features
+from .extract import pick_device
 
 # %% auto 0
 __all__ = ['COLUMNS', 'encode_pyramid', 'heads', 'plan_windows', 'window_shares', 'dedup', 'parse_queries', 'features_duration',
-           'Predictor', 'encode', 'detect', 'ground_truth', 'plot_detections', 'plot', 'timeline_png', 'predict_parser',
-           'cli_predict']
+           'Predictor', 'encode', 'one_query_per_row', 'detect', 'shortfall', 'ground_truth', 'plot_detections', 'plot',
+           'timeline_png', 'predict_parser', 'cli_predict']
 
 # %% ../nbs/31_predictor.ipynb 9
 def encode_pyramid(model: UniMD, feats, mask):
@@ -91,7 +92,10 @@ class Predictor:
     "A trained UniMD that encodes one video once and answers any number of TAD/MR queries about it."
     def __init__(self, model: UniMD, text, grid: FeatureGrid, classes=(), window=None, overlap=None,
                  dedup_iou=0.7, device=None, extractor=None, source='model', spec=None, ignore_spec=False, l2_features=False):
-        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        self.device = pick_device(device)                                 # cpu or a GPU that is here: else one line
+        bad = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_floating_point() and not torch.isfinite(t).all()]
+        if bad: raise UniMDError(f"{source}: {len(bad)} weight tensors hold NaN or inf (first {bad[0]}): its training diverged; "
+                                 "use an earlier checkpoint or retrain with a lower learning rate")
         self.model, self.text, self.grid, self.classes = model.to(self.device).eval(), text, grid, list(classes)
         self.window = window or 4 * model.cfg.max_seq_len
         self.overlap = self.window // 4 if overlap is None else overlap
@@ -179,9 +183,16 @@ def _extract(self, path):
 Predictor._features_of, Predictor._extract = _features_of, _extract
 
 # %% ../nbs/31_predictor.ipynb 29
+def _positive(x) -> bool:
+    "A finite number > 0?"
+    try: return math.isfinite(float(x)) and float(x) > 0
+    except (TypeError, ValueError): return False
+
 @torch.no_grad()
 def encode(self, source, duration=None, vid=None):
     "Run the vision encoder once on a video file, a feature file or an array [T, D]; returns self (for chaining)."
+    if duration is not None and not _positive(duration):
+        raise UniMDError(f"duration {duration!r}: give the video's length in seconds (a positive number)")
     x, dur, self.vid = self._features_of(source, vid)
     if x.ndim != 2 or len(x) == 0: raise UniMDError(f"features of {self.vid} have shape {x.shape}: expected [T, D] with T >= 1")
     if x.shape[1] != self.feat_dim:
@@ -212,9 +223,20 @@ Predictor.encode, Predictor._autocast = encode, _autocast
 # %% ../nbs/31_predictor.ipynb 32
 COLUMNS = ['query', 'task', 'rank', 'start', 'end', 'score']
 
+def one_query_per_row(out: Outputs, batch: Batch) -> tuple:
+    "Outputs and Batch of W windows x Q queries as W*Q rows of one query each (row w*Q + q): a per-video cap becomes per query."
+    W, P, Q = out.cls_logits.shape
+    rows = lambda x: x.repeat_interleave(Q, 0)                                           # [W, ...] -> [W*Q, ...]
+    o = Outputs(out.cls_logits.permute(0, 2, 1).reshape(W * Q, P, 1),                    # [W*Q, P, 1]
+                out.reg.permute(0, 2, 1, 3).reshape(W * Q, P, 1, 2), out.points, rows(out.pmask))   # [W*Q, P, 1, 2], [W*Q, P]
+    b = Batch(None, None, None, batch.qmask.reshape(W * Q, 1), batch.qtask.reshape(W * Q, 1), [],
+              [v for v in batch.vids for _ in range(Q)], [[q] for qs in batch.qids for q in qs],
+              rows(batch.t0), rows(batch.dt), rows(batch.durations))
+    return o, b
+
 @torch.no_grad()
 def detect(self, queries, top_k=5, min_score=0.0) -> pd.DataFrame:
-    "Ranked moments for each query (class names and sentences mixed) as a DataFrame: query, task, rank, start, end, score."
+    "The top_k moments of EACH query (class names and sentences mixed) as a DataFrame: query, task, rank, start, end, score."
     if self.feats is None: raise UniMDError("call encode(video_or_features) before detect(queries)")
     qs = parse_queries(queries, self.classes)
     emb = self.text.encode([q.text for q in qs]).float().to(self.device)                # [Q, E]
@@ -224,23 +246,38 @@ def detect(self, queries, top_k=5, min_score=0.0) -> pd.DataFrame:
     W, Q, g = len(self.windows), len(qs), self.grid
     qemb, qmask = emb[None].expand(W, Q, -1).contiguous(), torch.ones(W, Q, dtype=torch.bool, device=self.device)
     with self._autocast(): out = heads(self.model, self.pyramid, qemb, qmask)
+    if not (torch.isfinite(out.cls_logits).all() and torch.isfinite(out.reg).all()):
+        raise UniMDError(f"{self.source} gives NaN or inf scores on {self.vid}: its weights are not finite (a diverged "
+                         "training?); use an earlier checkpoint or retrain with a lower learning rate")
     starts = torch.tensor([a for a, _ in self.windows], dtype=torch.float64)
     batch = Batch(None, None, qemb, qmask, torch.tensor([[int(q.task == MR) for q in qs]] * W), [], [self.vid] * W,
                   [[q.qid for q in qs]] * W, g.t0 + starts * g.dt, torch.full((W,), g.dt, dtype=torch.float64),
                   torch.full((W,), self.duration, dtype=torch.float64))
-    dets = self.model.detect(out, batch)                                               # W dicts qid -> [Moment]
+    dets = self.model.detect(*one_query_per_row(out, batch))                            # W*Q dicts qid -> [Moment]
     shares = window_shares(self.windows, self.T)
-    rows = []
-    for q in qs:
-        ms = [m for d, (lo, hi) in zip(dets, shares) for m in d.get(q.qid, [])
+    rows, short = [], {}
+    for i, q in enumerate(qs):
+        ms = [m for w, (lo, hi) in enumerate(shares) for m in dets[w * Q + i].get(q.qid, [])
               if W == 1 or lo <= g.to_steps((m.start + m.end) / 2) < hi]                 # the owner window's only
         ms = [m for m in (dedup(ms, self.dedup_iou) if W > 1 else ms) if m.score >= min_score][:top_k]
+        if top_k is not None and len(ms) < top_k: short[q.text] = len(ms)
         rows += [(q.text, q.task, r, m.start, m.end, m.score) for r, m in enumerate(ms, 1)]
-    return pd.DataFrame(rows, columns=COLUMNS).astype({'rank': int, 'start': float, 'end': float, 'score': float})
+    df = pd.DataFrame(rows, columns=COLUMNS).astype({'rank': int, 'start': float, 'end': float, 'score': float})
+    df.attrs['short'] = short                    # query -> how many it has, for those with fewer than top_k moments
+    return df
+
+def shortfall(df: pd.DataFrame, top_k: int) -> str:
+    "One line naming the queries that have fewer than top_k moments above the threshold ('' if none)."
+    short = df.attrs.get('short') or {}
+    if not short: return ''
+    shown = ', '.join(f'{q!r} ({n})' for q, n in list(short.items())[:5]) + (', ...' if len(short) > 5 else '')
+    return (f"{len(short)} {'query has' if len(short) == 1 else 'queries have'} fewer than {top_k} moments above the "
+            f"score threshold: {shown}")
 
 Predictor.detect = detect
 
-# %% ../nbs/31_predictor.ipynb 42
+
+# %% ../nbs/31_predictor.ipynb 43
 def ground_truth(video: Video, query: Query) -> np.ndarray:
     "The ground-truth segments [n, 2] of `query` in `video`, matching MR sentences by text when the ids differ."
     if query.task == MR and not any(s.qid == query.qid for s in video.sentences):
@@ -276,20 +313,20 @@ def plot(self, df, video=None, top_k=3, ax=None):
 
 Predictor.plot = plot
 
-# %% ../nbs/31_predictor.ipynb 45
+# %% ../nbs/31_predictor.ipynb 46
 def timeline_png(ax, dpi=110) -> bytes:
     "The figure of `ax` as PNG bytes (the figure is closed)."
     import io, matplotlib.pyplot as plt
     buf = io.BytesIO(); ax.figure.savefig(buf, format='png', dpi=dpi, bbox_inches='tight'); plt.close(ax.figure)
     return buf.getvalue()
 
-# %% ../nbs/31_predictor.ipynb 47
+# %% ../nbs/31_predictor.ipynb 48
 def predict_parser():
     ap = argparse.ArgumentParser(prog='unimd predict', description='detect moments for text queries in one video with a trained checkpoint')
     ap.add_argument('checkpoint', help='checkpoint.pt written by `unimd train`, a pretrained folder or a hub id (owner/name)')
     ap.add_argument('input', help='a video file, or its features (.npy/.pt/.h5 [T, D])')
     ap.add_argument('-q', '--query', action='append', help='a class name or a sentence (repeat for more; default: every class)')
-    ap.add_argument('--top-k', '--top', type=int, default=5, dest='top_k', help='moments to print per query, best first (default 5)')
+    ap.add_argument('--top-k', '--top', type=int, default=5, dest='top_k', help="moments to print for EACH query, best first (default 5; at most the model's max_seg, 100)")
     ap.add_argument('--min-score', type=float, default=0.0)
     ap.add_argument('--window', type=int, default=None, help='sliding-window length in feature steps (default 4 x max_seq_len)')
     ap.add_argument('--overlap', type=int, default=None, help='window overlap in steps (default window / 4)')
@@ -304,11 +341,16 @@ def cli_predict(argv) -> int:
     "`unimd predict CHECKPOINT INPUT [-q QUERY ...]`: print (and save) the ranked moments of each query (default: each class)."
     a = predict_parser().parse_args(argv)
     if a.top_k < 1: raise UniMDError(f"--top-k {a.top_k}: give how many moments to show per query (1 or more)")
+    if a.duration is not None and not (math.isfinite(a.duration) and a.duration > 0):
+        raise UniMDError(f"--duration {a.duration}: give the video's length in seconds (a positive number), or leave it out")
+    if not math.isfinite(a.min_score): raise UniMDError(f"--min-score {a.min_score}: give a score between 0 and 1")
+    pick_device(a.device)                                                  # before the checkpoint loads
     p = Predictor.load(a.checkpoint, device=a.device, window=a.window, overlap=a.overlap, ignore_spec=a.ignore_feature_spec)
     queries = a.query or p.classes
     if not queries: raise UniMDError(f"{a.checkpoint} knows no TAD classes: give the sentences to find with -q")
     df = p.encode(a.input, duration=a.duration).detect(queries, top_k=a.top_k, min_score=a.min_score)
     print(df.to_string(index=False, float_format=lambda x: f'{x:.2f}'))
+    if note := shortfall(df, a.top_k): print(note)
     if a.csv:
         with atomic_file(a.csv) as f: f.write(df.to_csv(index=False).encode())
     if a.plot:
