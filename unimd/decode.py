@@ -9,8 +9,7 @@ import torch
 from .core import UniMDError
 
 # %% auto 0
-__all__ = ['overlap_decay_', 'soft_nms', 'soft_nms_loop', 'score_voting', 'query_candidates', 'decode', 'decode_loop',
-           'level_slices', 'official_candidates', 'decode_official']
+__all__ = ['overlap_decay_', 'soft_nms', 'soft_nms_loop', 'score_voting', 'query_candidates', 'decode', 'decode_loop']
 
 # %% ../nbs/15_decode.ipynb 5
 def overlap_decay_(iou, sigma: float, iou_threshold: float, method: str):
@@ -45,7 +44,7 @@ def soft_nms(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, m
     kept_score = scores.new_zeros(Q, K)                                                 # [Q, K]
     s = torch.where((scores > 0) & (scores >= min_score), scores, -1.)                  # [Q, N] working, -1: dead
     a, b = segments[..., 0].contiguous(), segments[..., 1].contiguous()                 # [Q, N] starts, ends
-    ln = b - a + length_eps                                                             # [Q, N] lengths (official: + 1e-6)
+    ln = b - a + length_eps                                                             # [Q, N] lengths (+ length_eps)
     idx = torch.arange(N, device=scores.device).expand(Q, N)                            # [Q, N] original index
     for k in range(K):
         if k % 16 == 0:
@@ -169,51 +168,4 @@ def decode_loop(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_n
                     if w.sum() > 0: a, e = (w * ca).sum() / w.sum(), (w * ce).sum() / w.sum()
                 rows.append([a, e, sc])
             out[b][q] = torch.tensor(rows).reshape(-1, 3)
-    return out
-
-# %% ../nbs/15_decode.ipynb 31
-def level_slices(points):
-    "The contiguous index range of each pyramid level in points [P, 4] (a level = a run of equal strides)."
-    s = points[:, 3]
-    edges = [0] + ((s[1:] != s[:-1]).nonzero()[:, 0] + 1).tolist() + [len(s)]
-    return [slice(a, b) for a, b in zip(edges, edges[1:])]
-
-# %% ../nbs/15_decode.ipynb 33
-def official_candidates(prob, d, points, score_thresh=0.001, pre_nms_topk=5000, duration_thresh=0.05):
-    "One video's candidates, official selection: prob [P, Q], d [P, Q, 2] -> segments [N, 2], scores [N], queries [N]."
-    Q, out = prob.shape[1], []
-    for sl in level_slices(points):
-        p = prob[sl].flatten()                                                          # [T_l * Q] point-major
-        keep = (p > score_thresh).nonzero()[:, 0]
-        sc, order = p[keep].sort(descending=True)
-        i, sc = keep[order[:pre_nms_topk]], sc[:pre_nms_topk]                           # [n] the level's best
-        pt, q = i // Q, i % Q
-        t, stride, dd = points[sl][pt, 0], points[sl][pt, 3], d[sl][pt, q]              # [n], [n], [n, 2]
-        seg = torch.stack([t - dd[:, 0] * stride, t + dd[:, 1] * stride], 1)            # [n, 2]
-        ok = seg[:, 1] - seg[:, 0] > duration_thresh
-        out.append((seg[ok], sc[ok], q[ok]))
-    return tuple(torch.cat(x) for x in zip(*out))
-
-# %% ../nbs/15_decode.ipynb 35
-def decode_official(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=5000, sigma=0.9,
-                    max_seg=2000, min_score=0.001, duration_thresh=0.05):
-    "`decode` as the official code decodes: per-level top-k over all queries, Soft-NMS per query, no voting -> [B][Q] [k, 3]."
-    B, P, Q = cls_logits.shape
-    out = [[cls_logits.new_zeros(0, 3) for _ in range(Q)] for _ in range(B)]
-    prob = torch.sigmoid(cls_logits.float()) * pmask[..., None]                         # [B, P, Q]
-    for b in range(B):
-        qs = qmask[b].nonzero()[:, 0]                                                    # [Qb] real queries
-        seg, sc, q = official_candidates(prob[b][:, qs], reg[b][:, qs].float(), points, score_thresh, pre_nms_topk, duration_thresh)
-        order = torch.argsort(q, stable=True)                                            # group by query, order kept
-        n = torch.bincount(q, minlength=len(qs))                                         # [Qb]
-        col = torch.arange(len(q), device=q.device) - (torch.cumsum(n, 0) - n)[q[order]]   # slot within its query
-        N = int(n.max()) if len(q) else 0
-        segs, scores = seg.new_zeros(len(qs), N, 2), sc.new_zeros(len(qs), N)
-        segs[q[order], col], scores[q[order], col] = seg[order], sc[order]              # [Qb, N, 2], [Qb, N]
-        kept, ks, ki = soft_nms(segs, scores, sigma, 0.1, min_score, max_seg, 'gaussian', length_eps=1e-6)
-        flat = torch.where(ki >= 0, ks, -1.).flatten()                                   # [Qb * K]
-        best = flat.topk(min(max_seg, int((flat >= 0).sum()))).indices                    # the video's max_seg best
-        r, k = best // max(ks.shape[1], 1), best % max(ks.shape[1], 1)
-        res = torch.cat([kept[r, k], ks[r, k, None]], 1)                                 # [M, 3] best first
-        for i, qi in enumerate(qs.tolist()): out[b][qi] = res[r == i]
     return out

@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_model.ipynb 2
 from __future__ import annotations
-import dataclasses, math
+import dataclasses, importlib, math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -15,13 +15,13 @@ import yaml
 from .core import Batch, Moment, UniMDError
 from .vision import VisionEncoder, n_params
 from .heads import ClsHead, RegHead, max_rel_err
-from .assign import make_points, assign_targets
+from .assign import make_points, assign_targets, shortest_first
 from .losses import UniMDLoss
 from .text import TEXT_DIMS
 
 # %% auto 0
-__all__ = ['ModelConfig', 'Outputs', 'check_batch', 'UniMD', 'moments_in_seconds', 'random_batch', 'grads_of', 'grad_err',
-           'param_table']
+__all__ = ['MODELS', 'ModelConfig', 'Outputs', 'check_batch', 'model_class', 'UniMD', 'moments_in_seconds', 'random_batch',
+           'grads_of', 'grad_err', 'param_table']
 
 # %% ../nbs/16_model.ipynb 5
 @dataclass
@@ -38,7 +38,7 @@ class ModelConfig:
     n_embd_convs: int = 2
     n_stem: int = 2                      # ConvNeXt blocks at stride 1
     convnext_depths: tuple = (1, 1, 1, 1, 1)   # blocks per downsampling stage: 5 stages -> 6 levels, strides 1..32
-    block_kernel: int = 3                # depthwise kernel of the backbone's ConvNeXt blocks (= embd_kernel officially)
+    block_kernel: int = 3                # depthwise kernel of the backbone's ConvNeXt blocks (= embd_kernel in the configs)
     fpn_layers: int = 3                  # BiFPN layers
     fpn_kernel: int = 7                  # depthwise kernel of the BiFPN's ConvNeXt blocks and its max-pool
     drop_path: float = 0.4               # stochastic depth of the stage blocks, linspace(0, drop_path, 5): the official rates
@@ -68,10 +68,10 @@ class ModelConfig:
     voting_thresh: float = 0.95
     duration_thresh: float = 0.05        # drop decoded moments no longer than this (feature steps); ANet officially 0.1
     min_score: float = 0.001             # Soft-NMS drops candidates whose decayed score falls below this
-    # the official code, bit for bit (23_official): 'unimd' (ours) or 'official'
-    compat: str = 'unimd'                # official: its padding, BatchNorm laterals, fusions, targets, loss and decoding
-    head_dim: int = 0                    # width of the head convs (0: = channels; the official code's head_dim)
-    num_classes: int = 0                 # official label-smoothing denominator: TAD classes + 1 (0: the batch's class count)
+    # which model this config builds (MODELS below): 'unimd' (this notebook's) or 'official' (23_official)
+    compat: str = 'unimd'
+    head_dim: int = 0                    # width of the head convs (0: = channels)
+    num_classes: int = 0                 # TAD classes of the dataset (0: not fixed; 23_official's label smoothing reads it)
 
     def __post_init__(self):
         if self.compat not in ('unimd', 'official'):
@@ -152,21 +152,33 @@ def check_batch(batch: Batch, cfg: ModelConfig):
     if not torch.isfinite(q[qmask]).all(): raise UniMDError('some query embeddings are NaN or inf: re-encode the queries')
 
 # %% ../nbs/16_model.ipynb 15
+MODELS = {}   # ModelConfig.compat -> the class UniMD(cfg) builds; 'unimd' is the class below
+
+def model_class(compat: str):
+    "The class registered for `compat`; a name not registered yet is the module unimd.<compat>, which registers it on import."
+    if compat not in MODELS: importlib.import_module(f'unimd.{compat}')
+    return MODELS[compat]
+
 class UniMD(nn.Module):
     "Fig. 3: vision encoder (eq. 6) + query-dependent classification (eq. 7) and regression (eq. 8-9) heads."
+    vision_type, cls_head_type, reg_head_type, loss_type = VisionEncoder, ClsHead, RegHead, UniMDLoss   # the parts
+    segment_order = staticmethod(shortest_first)        # which positive segment a point regresses (13_assign)
+
+    def __new__(cls, cfg: ModelConfig | None = None, *args, **kwargs):
+        return super().__new__(model_class(cfg.compat) if cls is UniMD and cfg is not None else cls)
+
     def __init__(self, cfg: ModelConfig | None = None, qconv: str = 'batched'):
         super().__init__()
         self.cfg = cfg = cfg or ModelConfig()
-        off, width = cfg.compat == 'official', cfg.head_dim or cfg.channels
-        self.vision = VisionEncoder(cfg.feat_dim, cfg.channels, cfg.embd_kernel, cfg.n_embd_convs, cfg.n_stem, cfg.convnext_depths,
-                                    cfg.block_kernel, cfg.fpn_layers, cfg.fpn_kernel, cfg.drop_path, official=off)
-        self.cls_head = ClsHead(cfg.channels, cfg.text_dim, cfg.head_kernel, cfg.head_convs, cfg.cls_prior, width, official=off)
-        self.reg_head = RegHead(cfg.channels, cfg.text_dim, len(cfg.strides), cfg.head_kernel, cfg.head_convs,
-                                cfg.reg_query_dependent, cfg.reg_mlp_layers, cfg.reg_mlp_hidden, cfg.reg_dropout, impl=qconv,
-                                width=width, official=off)
-        self.criterion = UniMDLoss(cfg.focal_alpha, cfg.focal_gamma, cfg.label_smoothing, cfg.lambda_tad, cfg.lambda_mr,
-                                   cfg.loss_norm_init, cfg.loss_norm_momentum, shared_norm=off,
-                                   smoothing_classes=cfg.num_classes if off else None)
+        width = cfg.head_dim or cfg.channels
+        self.vision = self.vision_type(cfg.feat_dim, cfg.channels, cfg.embd_kernel, cfg.n_embd_convs, cfg.n_stem,
+                                       cfg.convnext_depths, cfg.block_kernel, cfg.fpn_layers, cfg.fpn_kernel, cfg.drop_path)
+        self.cls_head = self.cls_head_type(cfg.channels, cfg.text_dim, cfg.head_kernel, cfg.head_convs, cfg.cls_prior, width)
+        self.reg_head = self.reg_head_type(cfg.channels, cfg.text_dim, len(cfg.strides), cfg.head_kernel, cfg.head_convs,
+                                           cfg.reg_query_dependent, cfg.reg_mlp_layers, cfg.reg_mlp_hidden, cfg.reg_dropout,
+                                           impl=qconv, width=width)
+        self.criterion = self.loss_type(cfg.focal_alpha, cfg.focal_gamma, cfg.label_smoothing, cfg.lambda_tad, cfg.lambda_mr,
+                                        cfg.loss_norm_init, cfg.loss_norm_momentum)
 
     def forward(self, batch: Batch) -> Outputs:
         check_batch(batch, self.cfg)
@@ -179,26 +191,29 @@ class UniMD(nn.Module):
 
     def loss(self, out: Outputs, batch: Batch) -> dict:
         "Eq. 10 for both tasks: assign targets to points (13_assign), then focal + DIoU per task (14_loss)."
-        prefer = 'last' if self.cfg.compat == 'official' else 'shortest'               # official: last-listed segment
-        cls_t, reg_t = assign_targets(out.points, batch.segments, batch.qmask, self.cfg.center_radius, prefer)
+        cls_t, reg_t = assign_targets(out.points, batch.segments, batch.qmask, self.cfg.center_radius, self.segment_order)
         return self.criterion(out.cls_logits, out.reg, cls_t, reg_t, out.pmask, batch.qmask, batch.qtask)
+
+    def decode_queries(self, out: Outputs, qmask) -> list:
+        "Detections [k, 3] (start, end in feature steps, score) per video and query slot, for the queries of `qmask` [B, Q]."
+        from unimd.decode import decode
+        c = self.cfg
+        return decode(out.cls_logits.float(), out.reg.float(), out.points, out.pmask, qmask, c.score_thresh, c.pre_nms_topk,
+                      c.nms_sigma, c.max_seg, c.voting_thresh, min_score=c.min_score, duration_thresh=c.duration_thresh)
 
     @torch.no_grad()
     def detect(self, out: Outputs, batch: Batch) -> list:
         "Per video, `{query id: [Moment]}` in seconds: decoding and Soft-NMS (15_decode) per task, then the batch's time grid."
-        from unimd.decode import decode, decode_official
-        c, res = self.cfg, [{} for _ in batch.vids]
-        kw = dict(score_thresh=c.score_thresh, pre_nms_topk=c.pre_nms_topk, sigma=c.nms_sigma, max_seg=c.max_seg,
-                  duration_thresh=c.duration_thresh, min_score=c.min_score)
-        if c.compat != 'official': kw['voting_thresh'] = c.voting_thresh
+        res = [{} for _ in batch.vids]
         for k in (0, 1):  # TAD, then MR: each task gets its own per-video cap, or 110-200 class names crowd out the sentences
             qmask = batch.qmask & (batch.qtask == k)                                    # [B, Q]
             if not qmask.any(): continue
-            dets = (decode_official if c.compat == 'official' else decode)(
-                out.cls_logits.float(), out.reg.float(), out.points, out.pmask, qmask, **kw)
+            dets = self.decode_queries(out, qmask)
             for b, r in enumerate(res):
                 r.update({q: moments_in_seconds(d, batch, b) for q, d, ok in zip(batch.qids[b], dets[b], qmask[b].tolist()) if ok})
         return res
+
+MODELS['unimd'] = UniMD
 
 # %% ../nbs/16_model.ipynb 17
 def moments_in_seconds(det, batch: Batch, b: int) -> list:
