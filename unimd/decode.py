@@ -9,21 +9,48 @@ import torch
 from .core import UniMDError
 
 # %% auto 0
-__all__ = ['overlap_decay_', 'soft_nms', 'soft_nms_loop', 'score_voting', 'query_candidates', 'decode', 'decode_loop']
+__all__ = ['soft_nms_loop', 'overlap_decay_', 'soft_nms', 'score_voting', 'query_candidates', 'decode', 'decode_loop']
 
 # %% ../nbs/15_decode.ipynb 5
+def _check_method(method, sigma):
+    if method not in ('gaussian', 'linear', 'hard'):
+        raise UniMDError(f"Soft-NMS method {method!r} is not one of 'gaussian', 'linear', 'hard'")
+    if method == 'gaussian' and not sigma > 0: raise UniMDError(f"Gaussian Soft-NMS needs sigma > 0, got {sigma}")
+
+def soft_nms_loop(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, min_score: float = 0.001,
+                  max_out: int = 100, method: str = 'gaussian', length_eps: float = 0.):
+    "Reference `soft_nms`: a Python loop over queries, each a plain pick-and-decay loop over a shrinking numpy list."
+    _check_method(method, sigma)
+    Q, N = scores.shape
+    K = max(0, min(max_out, N))
+    kept_idx, kept_score = np.full((Q, K), -1), np.zeros((Q, K), dtype=scores.cpu().numpy().dtype)
+    for q in range(Q):
+        sc, seg = scores[q].cpu().numpy(), segments[q].cpu().numpy()
+        idx = np.nonzero((sc > 0) & (sc >= min_score))[0]                               # live candidates
+        sc, a, b = sc[idx], seg[idx, 0], seg[idx, 1]
+        for k in range(K):
+            if len(idx) == 0: break
+            m = int(np.argmax(sc))                                                      # first of equal scores
+            kept_idx[q, k], kept_score[q, k] = idx[m], sc[m]
+            inter = np.maximum(np.minimum(b, b[m]) - np.maximum(a, a[m]), 0)
+            iou = inter / np.maximum((b - a) + (b[m] - a[m]) + 2 * length_eps - inter, 1e-12)
+            if method == 'gaussian': sc = sc * np.exp(iou * iou / -sigma)
+            else: sc = np.where(iou > iou_threshold, sc * (1 - iou if method == 'linear' else 0), sc)
+            keep = (sc > 0) & (sc >= min_score)
+            keep[m] = False
+            idx, sc, a, b = idx[keep], sc[keep], a[keep], b[keep]
+    kept_idx = torch.as_tensor(kept_idx)
+    kept = segments.cpu().gather(1, kept_idx.clamp(min=0)[..., None].expand(Q, K, 2)) * (kept_idx >= 0)[..., None]
+    return kept, torch.as_tensor(kept_score), kept_idx
+
+# %% ../nbs/15_decode.ipynb 9
 def overlap_decay_(iou, sigma: float, iou_threshold: float, method: str):
     "Factor applied to a candidate's score for its IoU with the segment just kept (Gaussian: computed in place of iou)."
     if method == 'gaussian': return iou.square_().div_(-sigma).exp_()
     if method == 'linear': return torch.where(iou > iou_threshold, 1 - iou, torch.ones_like(iou))
     return torch.where(iou > iou_threshold, torch.zeros_like(iou), torch.ones_like(iou))
 
-# %% ../nbs/15_decode.ipynb 7
-def _check_method(method, sigma):
-    if method not in ('gaussian', 'linear', 'hard'):
-        raise UniMDError(f"Soft-NMS method {method!r} is not one of 'gaussian', 'linear', 'hard'")
-    if method == 'gaussian' and not sigma > 0: raise UniMDError(f"Gaussian Soft-NMS needs sigma > 0, got {sigma}")
-
+# %% ../nbs/15_decode.ipynb 11
 def _compact(min_score, s, *cols):
     "Drop dead candidates (score < min_score) from every row, keeping the order of the live ones."
     alive = (s > 0) & (s >= min_score)                                                  # [Q, N]
@@ -32,7 +59,7 @@ def _compact(min_score, s, *cols):
     order = torch.argsort((~alive).to(torch.uint8), dim=1, stable=True)[:, :n]         # [Q, n]
     return tuple(x.gather(1, order) for x in (s, *cols))
 
-# %% ../nbs/15_decode.ipynb 9
+# %% ../nbs/15_decode.ipynb 13
 def soft_nms(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, min_score: float = 0.001,
              max_out: int = 100, method: str = 'gaussian', length_eps: float = 0.):
     "Soft-NMS of Q candidate lists at once: segments [Q, N, 2], scores [Q, N] (<= 0: none) -> kept segs, scores, idx [Q, K]."
@@ -63,34 +90,7 @@ def soft_nms(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, m
     kept = segments.gather(1, kept_idx.clamp(min=0)[..., None].expand(Q, K, 2))        # [Q, K, 2]
     return kept * (kept_idx >= 0)[..., None], kept_score, kept_idx
 
-# %% ../nbs/15_decode.ipynb 15
-def soft_nms_loop(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, min_score: float = 0.001,
-                  max_out: int = 100, method: str = 'gaussian', length_eps: float = 0.):
-    "Reference `soft_nms`: a Python loop over queries, each a plain pick-and-decay loop over a shrinking numpy list."
-    _check_method(method, sigma)
-    Q, N = scores.shape
-    K = max(0, min(max_out, N))
-    kept_idx, kept_score = np.full((Q, K), -1), np.zeros((Q, K), dtype=scores.cpu().numpy().dtype)
-    for q in range(Q):
-        sc, seg = scores[q].cpu().numpy(), segments[q].cpu().numpy()
-        idx = np.nonzero((sc > 0) & (sc >= min_score))[0]                               # live candidates
-        sc, a, b = sc[idx], seg[idx, 0], seg[idx, 1]
-        for k in range(K):
-            if len(idx) == 0: break
-            m = int(np.argmax(sc))                                                      # first of equal scores
-            kept_idx[q, k], kept_score[q, k] = idx[m], sc[m]
-            inter = np.maximum(np.minimum(b, b[m]) - np.maximum(a, a[m]), 0)
-            iou = inter / np.maximum((b - a) + (b[m] - a[m]) + 2 * length_eps - inter, 1e-12)
-            if method == 'gaussian': sc = sc * np.exp(iou * iou / -sigma)
-            else: sc = np.where(iou > iou_threshold, sc * (1 - iou if method == 'linear' else 0), sc)
-            keep = (sc > 0) & (sc >= min_score)
-            keep[m] = False
-            idx, sc, a, b = idx[keep], sc[keep], a[keep], b[keep]
-    kept_idx = torch.as_tensor(kept_idx)
-    kept = segments.cpu().gather(1, kept_idx.clamp(min=0)[..., None].expand(Q, K, 2)) * (kept_idx >= 0)[..., None]
-    return kept, torch.as_tensor(kept_score), kept_idx
-
-# %% ../nbs/15_decode.ipynb 19
+# %% ../nbs/15_decode.ipynb 20
 def score_voting(kept, cand_segs, cand_scores, voting_thresh: float, chunk: int = 512):
     "Refined boundaries [M, 2]: average of candidates [M, N, 2] (scores [M, N]) with IoU >= thresh, weighted score * IoU."
     out = kept.clone()
@@ -104,7 +104,7 @@ def score_voting(kept, cand_segs, cand_scores, voting_thresh: float, chunk: int 
         out[i:i + chunk] = torch.where(total > 0, voted, out[i:i + chunk])
     return out
 
-# %% ../nbs/15_decode.ipynb 22
+# %% ../nbs/15_decode.ipynb 23
 def query_candidates(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, duration_thresh=0.05):
     "Step 1: the (video, query) pairs bi, qi [R] and their best points as segments [R, N, 2] and scores [R, N] (0: dropped)."
     P = cls_logits.shape[1]
@@ -117,7 +117,7 @@ def query_candidates(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, 
     cand = torch.where((top > score_thresh) & (segs[..., 1] - segs[..., 0] > duration_thresh), top, 0)   # [R, N]
     return bi, qi, segs, cand
 
-# %% ../nbs/15_decode.ipynb 24
+# %% ../nbs/15_decode.ipynb 25
 def decode(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, sigma=0.5, max_seg=100,
            voting_thresh=0.7, iou_threshold=0.1, min_score=0.001, duration_thresh=0.05, method='gaussian'):
     "Head outputs -> list(B) of list(Q) of Tensor [k, 3] (start, end, score) in level-0 feature steps, best first."
@@ -136,7 +136,7 @@ def decode(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_to
         for row in rows.tolist(): out[b][int(qi[row])] = res[r == row]
     return out
 
-# %% ../nbs/15_decode.ipynb 28
+# %% ../nbs/15_decode.ipynb 29
 def decode_loop(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, sigma=0.5, max_seg=100,
                 voting_thresh=0.7, iou_threshold=0.1, min_score=0.001, duration_thresh=0.05, method='gaussian'):
     "Reference `decode`: loops over videos and queries, Soft-NMS by `soft_nms_loop`, voting one segment at a time."

@@ -23,7 +23,7 @@ from .text import TEXT_DIMS
 __all__ = ['MODELS', 'ModelConfig', 'Outputs', 'check_batch', 'model_class', 'UniMD', 'moments_in_seconds', 'random_batch',
            'grads_of', 'grad_err', 'param_table']
 
-# %% ../nbs/16_model.ipynb 5
+# %% ../nbs/16_model.ipynb 9
 @dataclass
 class ModelConfig:
     "UniMD hyper-parameters; defaults = the official Ego4D configuration."
@@ -68,10 +68,10 @@ class ModelConfig:
     voting_thresh: float = 0.95
     duration_thresh: float = 0.05        # drop decoded moments no longer than this (feature steps); ANet officially 0.1
     min_score: float = 0.001             # Soft-NMS drops candidates whose decayed score falls below this
-    # which model this config builds (MODELS below): 'unimd' (this notebook's) or 'official' (23_official)
+    # which model this config builds (MODELS below): 'unimd' (this notebook's) or 'official' (23a_official_model)
     compat: str = 'unimd'
     head_dim: int = 0                    # width of the head convs (0: = channels)
-    num_classes: int = 0                 # TAD classes of the dataset (0: not fixed; 23_official's label smoothing reads it)
+    num_classes: int = 0                 # TAD classes of the dataset (0: not fixed; the official label smoothing reads it)
 
     def __post_init__(self):
         if self.compat not in ('unimd', 'official'):
@@ -116,7 +116,7 @@ class ModelConfig:
             raise UniMDError(f'{path} has no `model:` section (a mapping of ModelConfig fields)')
         return cls.from_dict(d['model'], source=str(path))
 
-# %% ../nbs/16_model.ipynb 10
+# %% ../nbs/16_model.ipynb 14
 class Outputs(NamedTuple):
     "What UniMD predicts for a batch: per-point, per-query logits and distances (in strides), and the points."
     cls_logits: torch.Tensor   # [B, P, Q]
@@ -124,7 +124,7 @@ class Outputs(NamedTuple):
     points: torch.Tensor       # [P, 4] (t in level-0 steps, range lo, range hi, stride)
     pmask: torch.Tensor        # [B, P] real points
 
-# %% ../nbs/16_model.ipynb 13
+# %% ../nbs/16_model.ipynb 17
 def check_batch(batch: Batch, cfg: ModelConfig):
     "Raise UniMDError if `batch` cannot go through a model of `cfg`."
     x, mask, q, qmask = batch.feats, batch.mask, batch.qemb, batch.qmask
@@ -151,7 +151,7 @@ def check_batch(batch: Batch, cfg: ModelConfig):
         raise UniMDError(f'video {vid(b)} has no queries: give it the TAD class names and/or its MR sentences')
     if not torch.isfinite(q[qmask]).all(): raise UniMDError('some query embeddings are NaN or inf: re-encode the queries')
 
-# %% ../nbs/16_model.ipynb 15
+# %% ../nbs/16_model.ipynb 19
 MODELS = {}   # ModelConfig.compat -> the class UniMD(cfg) builds; 'unimd' is the class below
 
 def model_class(compat: str):
@@ -215,14 +215,14 @@ class UniMD(nn.Module):
 
 MODELS['unimd'] = UniMD
 
-# %% ../nbs/16_model.ipynb 17
+# %% ../nbs/16_model.ipynb 21
 def moments_in_seconds(det, batch: Batch, b: int) -> list:
     "Detections [k, 3] (start, end in feature steps; score) of video b -> Moments in seconds within [0, duration]."
     if len(det) == 0: return []
     se = batch.seconds(det[:, :2].double().cpu(), b).clamp(0, float(batch.durations[b]))   # [k, 2]
     return [Moment(float(s), float(e), float(sc)) for (s, e), sc in zip(se.tolist(), det[:, 2].tolist())]
 
-# %% ../nbs/16_model.ipynb 20
+# %% ../nbs/16_model.ipynb 24
 def random_batch(cfg: ModelConfig, B=2, T=None, n_classes=110, n_sentences=3, lengths=None, seed=0) -> Batch:
     "A Batch of random features and unit query embeddings at `cfg`'s shape: C class names + N sentences per video."
     g = torch.Generator().manual_seed(seed)
@@ -246,7 +246,7 @@ def random_batch(cfg: ModelConfig, B=2, T=None, n_classes=110, n_sentences=3, le
     return Batch(feats, mask, qemb, torch.ones(B, Q, dtype=torch.bool), qtask, segments, [f'random{b}' for b in range(B)],
                  qids, torch.zeros(B, dtype=torch.float64), torch.ones(B, dtype=torch.float64), lengths.double())
 
-# %% ../nbs/16_model.ipynb 24
+# %% ../nbs/16_model.ipynb 28
 def grads_of(model, batch):
     "Outputs, loss terms and parameter gradients of one forward/backward of `model` on `batch`."
     model.zero_grad()
@@ -260,7 +260,7 @@ def grad_err(g1: dict, g2: dict):
     scale = max(g.abs().max() for g in g2.values())
     return (max((g1[n] - g2[n]).abs().max() for n in g2) / scale).item()
 
-# %% ../nbs/16_model.ipynb 31
+# %% ../nbs/16_model.ipynb 35
 def param_table(model: UniMD) -> dict:
     "Parameters per part of the model (millions)."
     v = model.vision
