@@ -16,14 +16,15 @@ from .model import UniMD, ModelConfig
 from .config import Config, load_config, config_dict, update_config, parse_sets
 from .checkpoint import read_torch_file
 from .released import official_features
-from .official_model import OfficialUniMD, official_candidates, decode_official, last_first   # registers MODELS['official']
+from .official_model import (OfficialUniMD, official_candidates, decode_official, last_first,   # registers MODELS['official']
+                                  match_sets, f32_ulps, candidate_errors, detection_errors)
 
 # %% auto 0
 __all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_RESULTS', 'official_fixtures', 'our_name',
            'official_name', 'unused_official', 'official_widths', 'config_key', 'map_official', 'read_official',
            'is_official_yaml', 'official_yaml_config', 'official_config', 'load_official', 'fixture_batch',
-           'level_errors', 'match_sets', 'f32_ulps', 'candidate_errors', 'detection_errors', 'train_losses',
-           'output_change', 'set_class', 'import_official', 'cli_import_official', 'official_predict']
+           'level_errors', 'train_losses', 'output_change', 'set_class', 'import_official', 'cli_import_official',
+           'official_predict']
 
 # %% ../nbs/23_official.ipynb 5
 def official_fixtures() -> Path:
@@ -244,58 +245,7 @@ def level_errors(out, expected_eval: dict, n_classes: int) -> dict:
     rel = lambda a, b: ((a - b).abs().max() / b.abs().max().clamp(min=1e-30)).item()
     return {k: [rel(a, b) for a, b in zip(v.split(sizes, 1), expected_eval[k])] for k, v in ours.items()}
 
-# %% ../nbs/23_official.ipynb 43
-def match_sets(a, b, tol) -> dict:
-    "Rows of a [N, k] and b [M, k] paired as sets: each row of a with its own row of b within `tol` [k] in every column."
-    a, b = np.asarray(a, np.float64).reshape(len(a), -1), np.asarray(b, np.float64).reshape(len(b), -1)
-    tol = np.broadcast_to(np.asarray(tol, np.float64), a.shape[1:])
-    b = b[np.argsort(b[:, 0], kind='stable')]                                     # column 0 (a score) orders the search
-    free, largest, unmatched = np.ones(len(b), bool), np.zeros(a.shape[1]), []
-    for row in a[np.argsort(a[:, 0], kind='stable')]:
-        lo, hi = np.searchsorted(b[:, 0], row[0] - tol[0], 'left'), np.searchsorted(b[:, 0], row[0] + tol[0], 'right')
-        j = lo + np.flatnonzero(free[lo:hi] & (np.abs(b[lo:hi] - row) <= tol).all(1))
-        if not len(j): unmatched.append(row.tolist()); continue
-        free[j[0]] = False                                                        # the first free partner
-        largest = np.maximum(largest, np.abs(b[j[0]] - row))
-    return dict(n=(len(a), len(b)), unmatched=unmatched[:3], n_unmatched=len(unmatched), largest=largest.tolist())
-
-def f32_ulps(x, n=16) -> float:
-    "n units in the last place of float32 at the largest magnitude of x: how far two float32 computations of x may part."
-    return n * float(np.spacing(np.float32(np.abs(np.asarray(x, np.float64)).max(initial=1.))))
-
-def candidate_errors(out, pre_nms: dict, cfg, n_classes: int, score_tol=1e-6, ulps=16) -> list:
-    "Pre-NMS candidates of `out` (one video per batch row) against the official `pre_nms` (expected.pt), as sets: what differs."
-    bad = []
-    rows = lambda sc, q, seg: torch.cat([sc[:, None].double(), q[:, None].double(), seg.double()], 1).numpy()
-    for b in range(out.cls_logits.shape[0]):
-        for task, qs in (('tad', slice(0, n_classes)), ('mr', slice(n_classes, None))):
-            e = pre_nms[task][b]
-            prob = torch.sigmoid(out.cls_logits[b][:, qs]) * out.pmask[b][:, None]              # [P, Q]
-            seg, sc, q = official_candidates(prob, out.reg[b][:, qs], out.points, cfg.score_thresh, cfg.pre_nms_topk, cfg.duration_thresh)
-            tol = (score_tol, 0, *[f32_ulps(e['segments'], ulps)] * 2)                        # segments: ulps at their magnitude
-            r = match_sets(rows(sc, q, seg), rows(e['scores'], e['labels'], e['segments']), tol)   # (score, query, start, end)
-            if r['n'][0] != r['n'][1] or r['n_unmatched']: bad.append(f"video {b} {task}: {r}")
-    return bad
-
-# %% ../nbs/23_official.ipynb 46
-def detection_errors(dets: list, batch: Batch, official: dict, n_classes: int, tol=(1e-5, 1e-4, 1e-4)) -> dict:
-    "Against the official detections JSON, per query as sets within `tol` (score, start s, end s): what differs, the largest differences."
-    worst = dict(count_mismatches=0, n=0, boundary_s=0., score=0., unmatched=[])
-    for b, vid in enumerate(batch.vids):
-        for task, offset in (('tad', 0), ('mr', n_classes)):
-            o = official['videos'][vid][task]
-            labels, segs, scores = np.array(o['labels']), np.array(o['segments']).reshape(-1, 2), np.array(o['scores'])
-            for qi in range(len(batch.qids[b]) - n_classes if task == 'mr' else n_classes):
-                mine, sel = dets[b].get(batch.qids[b][qi + offset], []), labels == qi
-                worst['n'] += len(mine)
-                r = match_sets([[m.score, m.start, m.end] for m in mine], np.c_[scores[sel], segs[sel]], tol)
-                if len(mine) != sel.sum(): worst['count_mismatches'] += 1
-                if r['n_unmatched']: worst['unmatched'].append(f"{vid} {task} query {qi}: {r['n_unmatched']} of {len(mine)}, e.g. {r['unmatched'][0]}")
-                worst['score'] = max(worst['score'], r['largest'][0] if len(mine) else 0.)
-                worst['boundary_s'] = max(worst['boundary_s'], max(r['largest'][1:]) if len(mine) else 0.)
-    return worst
-
-# %% ../nbs/23_official.ipynb 51
+# %% ../nbs/23_official.ipynb 48
 def train_losses(model: UniMD, batch: Batch, bn_batch_stats=True) -> dict:
     "One train-mode forward of a copy of `model` (dropout and drop path off, fresh normaliser): its loss terms."
     import copy
@@ -307,7 +257,7 @@ def train_losses(model: UniMD, batch: Batch, bn_batch_stats=True) -> dict:
     m.criterion.normalizer.fill_(m.cfg.loss_norm_init)
     with torch.no_grad(): return m.loss(m(batch), batch)
 
-# %% ../nbs/23_official.ipynb 55
+# %% ../nbs/23_official.ipynb 52
 def output_change(model: UniMD, batch: Batch, change) -> tuple:
     "Largest relative change of the logits and distances at real steps, per video, when `change(copy)` alters a copy of `model`."
     import copy
@@ -325,7 +275,7 @@ def set_class(old, new):
             if type(mod) is old: mod.__class__ = new
     return f
 
-# %% ../nbs/23_official.ipynb 66
+# %% ../nbs/23_official.ipynb 63
 def import_official(checkpoint, config, out, sets=(), classes=()) -> Path:
     "Write official `checkpoint` as a unimd checkpoint at `out`, and its config beside it (out.yaml); returns the path."
     from unimd.checkpoint import save_checkpoint, code_version
@@ -355,7 +305,7 @@ def cli_import_official(argv=None) -> int:
     print(f"wrote {path} (compat: official, {len(classes)} class names) and its config {path.with_suffix('.yaml')}")
     return 0
 
-# %% ../nbs/23_official.ipynb 68
+# %% ../nbs/23_official.ipynb 65
 OFFICIAL_RESULTS = {  # the official README: checkpoint -> (config, {metric: value})
     'ego4d_mq_individual.pth.tar': ('ego4d', {'tad_mAP': 22.61, 'tad_R1@0.5': 42.82}),
     'ego4d_nlq_individual.pth.tar': ('ego4d', {'mr_R1@0.3': 13.99, 'mr_R1@0.5': 9.34}),

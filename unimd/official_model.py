@@ -5,19 +5,21 @@
 # %% ../nbs/23a_official_model.ipynb 4
 from __future__ import annotations
 import dataclasses
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .vision import MaskedConv1d, BiFPNLayer, VisionEncoder
 from .heads import ClsHead, RegHead, MASKED_LOGIT
 from .losses import UniMDLoss
+from .core import Batch
 from .decode import soft_nms
 from .model import UniMD, ModelConfig, MODELS
 
 # %% auto 0
 __all__ = ['UnzeroedConv1d', 'unzero_convs', 'BNLateral', 'OfficialBiFPNLayer', 'OfficialVisionEncoder', 'OfficialClsHead',
            'OfficialRegHead', 'last_first', 'OfficialLoss', 'level_slices', 'official_candidates', 'decode_official',
-           'OfficialUniMD']
+           'OfficialUniMD', 'f32_ulps', 'match_sets', 'candidate_errors', 'detection_errors']
 
 # %% ../nbs/23a_official_model.ipynb 6
 class UnzeroedConv1d(MaskedConv1d):
@@ -151,3 +153,72 @@ class OfficialUniMD(UniMD):
                                c.pre_nms_topk, c.nms_sigma, c.max_seg, c.min_score, c.duration_thresh)
 
 MODELS['official'] = OfficialUniMD
+
+# %% ../nbs/23a_official_model.ipynb 28
+def f32_ulps(x, n=16) -> float:
+    "n units in the last place of float32 at the largest magnitude of x: how far two float32 computations of x may part."
+    return n * float(np.spacing(np.float32(np.abs(np.asarray(x, np.float64)).max(initial=1.))))
+
+def match_sets(a, b, tol) -> dict:
+    "Rows of a [N, k] and b [M, k] paired as sets: each row of a with its own row of b within `tol` [k] in every column."
+    a, b = np.asarray(a, np.float64).reshape(len(a), -1), np.asarray(b, np.float64).reshape(len(b), -1)
+    tol = np.broadcast_to(np.asarray(tol, np.float64), a.shape[1:])
+    b = b[np.argsort(b[:, 0], kind='stable')]                                     # column 0 (a score) orders the search
+    free, largest, unmatched = np.ones(len(b), bool), np.zeros(a.shape[1]), []
+    for row in a[np.argsort(a[:, 0], kind='stable')]:
+        lo, hi = np.searchsorted(b[:, 0], row[0] - tol[0], 'left'), np.searchsorted(b[:, 0], row[0] + tol[0], 'right')
+        j = lo + np.flatnonzero(free[lo:hi] & (np.abs(b[lo:hi] - row) <= tol).all(1))
+        if not len(j): unmatched.append(row.tolist()); continue
+        free[j[0]] = False                                                        # the first free partner
+        largest = np.maximum(largest, np.abs(b[j[0]] - row))
+    return dict(n=(len(a), len(b)), unmatched=unmatched[:3], n_unmatched=len(unmatched), largest=largest.tolist())
+
+def f32_ulps(x, n=16) -> float:
+    "n units in the last place of float32 at the largest magnitude of x: how far two float32 computations of x may part."
+    return n * float(np.spacing(np.float32(np.abs(np.asarray(x, np.float64)).max(initial=1.))))
+
+def candidate_errors(out, pre_nms: dict, cfg, n_classes: int, score_tol=1e-6, ulps=16) -> list:
+    "Pre-NMS candidates of `out` (one video per batch row) against the official `pre_nms` (expected.pt), as sets: what differs."
+    bad = []
+    rows = lambda sc, q, seg: torch.cat([sc[:, None].double(), q[:, None].double(), seg.double()], 1).numpy()
+    for b in range(out.cls_logits.shape[0]):
+        for task, qs in (('tad', slice(0, n_classes)), ('mr', slice(n_classes, None))):
+            e = pre_nms[task][b]
+            prob = torch.sigmoid(out.cls_logits[b][:, qs]) * out.pmask[b][:, None]              # [P, Q]
+            seg, sc, q = official_candidates(prob, out.reg[b][:, qs], out.points, cfg.score_thresh, cfg.pre_nms_topk, cfg.duration_thresh)
+            tol = (score_tol, 0, *[f32_ulps(e['segments'], ulps)] * 2)                        # segments: ulps at their magnitude
+            r = match_sets(rows(sc, q, seg), rows(e['scores'], e['labels'], e['segments']), tol)   # (score, query, start, end)
+            if r['n'][0] != r['n'][1] or r['n_unmatched']: bad.append(f"video {b} {task}: {r}")
+    return bad
+
+# %% ../nbs/23a_official_model.ipynb 30
+def candidate_errors(out, pre_nms: dict, cfg, n_classes: int, score_tol=1e-6, ulps=16) -> list:
+    "Pre-NMS candidates of `out` (one video per batch row) against the official `pre_nms` (expected.pt), as sets: what differs."
+    bad = []
+    rows = lambda sc, q, seg: torch.cat([sc[:, None].double(), q[:, None].double(), seg.double()], 1).numpy()
+    for b in range(out.cls_logits.shape[0]):
+        for task, qs in (('tad', slice(0, n_classes)), ('mr', slice(n_classes, None))):
+            e = pre_nms[task][b]
+            prob = torch.sigmoid(out.cls_logits[b][:, qs]) * out.pmask[b][:, None]              # [P, Q]
+            seg, sc, q = official_candidates(prob, out.reg[b][:, qs], out.points, cfg.score_thresh, cfg.pre_nms_topk, cfg.duration_thresh)
+            tol = (score_tol, 0, *[f32_ulps(e['segments'], ulps)] * 2)                        # segments: ulps at their magnitude
+            r = match_sets(rows(sc, q, seg), rows(e['scores'], e['labels'], e['segments']), tol)   # (score, query, start, end)
+            if r['n'][0] != r['n'][1] or r['n_unmatched']: bad.append(f"video {b} {task}: {r}")
+    return bad
+
+def detection_errors(dets: list, batch: Batch, official: dict, n_classes: int, tol=(1e-5, 1e-4, 1e-4)) -> dict:
+    "Against the official detections JSON, per query as sets within `tol` (score, start s, end s): what differs, the largest differences."
+    worst = dict(count_mismatches=0, n=0, boundary_s=0., score=0., unmatched=[])
+    for b, vid in enumerate(batch.vids):
+        for task, offset in (('tad', 0), ('mr', n_classes)):
+            o = official['videos'][vid][task]
+            labels, segs, scores = np.array(o['labels']), np.array(o['segments']).reshape(-1, 2), np.array(o['scores'])
+            for qi in range(len(batch.qids[b]) - n_classes if task == 'mr' else n_classes):
+                mine, sel = dets[b].get(batch.qids[b][qi + offset], []), labels == qi
+                worst['n'] += len(mine)
+                r = match_sets([[m.score, m.start, m.end] for m in mine], np.c_[scores[sel], segs[sel]], tol)
+                if len(mine) != sel.sum(): worst['count_mismatches'] += 1
+                if r['n_unmatched']: worst['unmatched'].append(f"{vid} {task} query {qi}: {r['n_unmatched']} of {len(mine)}, e.g. {r['unmatched'][0]}")
+                worst['score'] = max(worst['score'], r['largest'][0] if len(mine) else 0.)
+                worst['boundary_s'] = max(worst['boundary_s'], max(r['largest'][1:]) if len(mine) else 0.)
+    return worst
