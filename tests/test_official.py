@@ -1,5 +1,5 @@
 "Official interop (issue 10): compat mode against the official code's fixtures, checkpoint loading, bad input (the released data: test_released.py)."
-import dataclasses, json
+import copy, dataclasses, json
 from pathlib import Path
 import numpy as np
 import pytest
@@ -8,9 +8,13 @@ from unimd.core import UniMDError
 from unimd.model import ModelConfig, UniMD
 from unimd.config import load_config
 
+from unimd.official_model import OfficialUniMD, UnzeroedConv1d
+from unimd.vision import MaskedConv1d
+
 off = pytest.importorskip('unimd.official')
-try: FIX = off.official_fixtures()
-except UniMDError as e: pytest.skip(f'official fixtures missing: {e}', allow_module_level=True)
+try: FIX, MISSING = off.official_fixtures(), ''
+except UniMDError as e: FIX, MISSING = Path('/nonexistent'), str(e)
+needs_fixtures = pytest.mark.skipif(bool(MISSING), reason=f'official fixtures missing (../shared/official): {MISSING}')
 SMALL_SETS = ['model.feat_dim=64', 'model.max_seq_len=256', 'data.num_classes=20']
 CKPT = FIX / 'ego4d_small' / 'checkpoint.pth.tar'
 
@@ -34,6 +38,7 @@ def one_video(batch, b):
                                qids=batch.qids[b:b + 1])
 
 
+@needs_fixtures
 def test_eval_outputs_equal_official_per_level(small, fixture):
     batch, exp = fixture
     for b in range(2):                                                    # video 1 is padded 173 -> 256
@@ -44,6 +49,7 @@ def test_eval_outputs_equal_official_per_level(small, fixture):
         assert out.cls_logits[0][~out.pmask[0]].abs().sum() == 0 and out.reg[0][~out.pmask[0]].abs().sum() == 0
 
 
+@needs_fixtures
 def test_batched_forward_matches_too(small, fixture):
     batch, exp = fixture
     with torch.no_grad(): out = small(batch)                              # both videos in one forward
@@ -51,6 +57,7 @@ def test_batched_forward_matches_too(small, fixture):
     assert max(max(v) for v in errs.values()) < 1e-5, errs
 
 
+@needs_fixtures
 @pytest.mark.parametrize('mode', ['bn_batch_stats', 'bn_running_stats'])
 def test_train_losses_equal_official(small, fixture, mode):
     batch, exp = fixture
@@ -62,16 +69,34 @@ def test_train_losses_equal_official(small, fixture, mode):
     assert max(abs(float(a) - b) / abs(b) for a, b in pairs) < 1e-5, pairs
 
 
+@needs_fixtures
 def test_detections_equal_official_postprocessing(small, fixture):
+    "Per query as sets (near-tied scores may come in either order on another CPU): every detection has its official partner."
     batch, _ = fixture
-    with torch.no_grad(): out = torch.no_grad()(lambda: [small(one_video(batch, b)) for b in range(2)])()
+    with torch.no_grad(): out = [small(one_video(batch, b)) for b in range(2)]
     dets = [small.detect(o, one_video(batch, b))[0] for b, o in enumerate(out)]
     official = json.loads((FIX / 'ego4d_small' / 'expected_detections.json').read_text())
     err = off.detection_errors(dets, batch, official, 20)
-    assert err['count_mismatches'] == 0 and err['n'] == 1203 + 179 + 859 + 132, err
+    assert err['count_mismatches'] == 0 and err['n'] == 1203 + 179 + 859 + 132 and not err['unmatched'], err
     assert err['boundary_s'] < 1e-4 and err['score'] < 1e-5, err
 
 
+@needs_fixtures
+def test_candidates_equal_official_as_sets_even_one_ulp_away(small, fixture):
+    "The Soft-NMS input as sets; with every weight one ulp larger (another processor's rounding) too."
+    batch, exp = fixture
+    nudged = copy.deepcopy(small)
+    with torch.no_grad():
+        for t in [*nudged.parameters(), *(x for x in nudged.buffers() if x.is_floating_point())]: t.mul_(1 + 2 ** -23)
+    for model in (small, nudged):
+        with torch.no_grad(): outs = [model(one_video(batch, b)) for b in range(2)]
+        out = type(outs[0])(*(torch.cat([o[i] for o in outs]) if i != 2 else outs[0][2] for i in range(4)))
+        assert max(max(v) for v in off.level_errors(out, exp['eval'], 20).values()) < 1e-5
+        bad = off.candidate_errors(out, exp['eval']['pre_nms'], model.cfg, 20)
+        assert not bad, bad                                               # names the video, task and first rows without a partner
+
+
+@needs_fixtures
 def test_state_dict_not_ema_changes_outputs(small, fixture, tmp_path):
     "The loader must read state_dict_ema: state_dict (noisy biases) gives other outputs."
     ck = torch.load(CKPT, weights_only=True)
@@ -88,6 +113,7 @@ def official_shapes(tsv):
     return {r[0].removeprefix('module.'): (shape(r[3]), r[2]) for r in rows if r[1] in ('parameter', 'buffer')}
 
 
+@needs_fixtures
 def test_full_size_random_weights_load(tmp_path):
     "Random tensors with the Ego4D release's names and shapes: a strict load, every weight in place."
     g = torch.Generator().manual_seed(0)
@@ -100,6 +126,7 @@ def test_full_size_random_weights_load(tmp_path):
     assert torch.equal(model.vision.fpn[1].bu_fuse[3].a, sd['neck.bifpn_list.1.p7_w2_att'])
 
 
+@needs_fixtures
 @pytest.mark.parametrize('tsv,config', [('charades_i3dclip.tsv', 'charades'), ('charades_i3d.tsv', 'charades_i3d'), ('anet.tsv', 'anet')])
 def test_full_size_shapes_load_with_nothing_missing(tsv, config):
     sd = {k: torch.empty(s, device='meta') for k, (s, _) in official_shapes(tsv).items()}
@@ -109,6 +136,7 @@ def test_full_size_shapes_load_with_nothing_missing(tsv, config):
     assert (r.missing_keys, r.unexpected_keys) == ([], []) and cfg.model.feat_dim == sd['backbone.embd.0.conv.weight'].shape[1]
 
 
+@needs_fixtures
 def test_bad_checkpoints_one_line_errors(tmp_path):
     (tmp_path / 'cut.pth.tar').write_bytes(CKPT.read_bytes()[:50_000])
     (tmp_path / 'a.yaml').write_text('model: {}\n')
@@ -121,6 +149,7 @@ def test_bad_checkpoints_one_line_errors(tmp_path):
         assert msg in str(e.value) and '\n' not in str(e.value) and str(path) in str(e.value), str(e.value)
 
 
+@needs_fixtures
 def test_structural_mismatch_names_tensor_and_key():
     sd = off.read_official(CKPT)
     model = off.load_official(CKPT, 'ego4d', SMALL_SETS)
@@ -147,6 +176,7 @@ def test_layers_read_from_shapes_generalise():
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
 
 
+@needs_fixtures
 def test_unused_tensors_named():
     sd = off.read_official(CKPT)
     unused = off.unused_official(sd)
@@ -154,14 +184,20 @@ def test_unused_tensors_named():
     assert sum(k.endswith('num_batches_tracked') for k in unused) == 10 and len(unused) == 14
 
 
-def test_default_mode_unchanged():
+def test_compat_picks_the_model_class():
+    "UniMD(cfg) builds MODELS[cfg.compat]: the paper's model by default, OfficialUniMD (23a) for compat: official."
     m, o = UniMD(ModelConfig(feat_dim=16, channels=16, reg_mlp_hidden=16, max_seq_len=64)), UniMD(
         ModelConfig(feat_dim=16, channels=16, reg_mlp_hidden=16, max_seq_len=64, compat='official'))
+    assert type(m) is UniMD and type(o) is OfficialUniMD and o.cfg.compat == 'official'
     assert [len(f.a) for f in m.vision.fpn[0].bu_fuse] == [3, 3, 3, 3, 2] and [len(f.a) for f in o.vision.fpn[0].bu_fuse] == [3, 3, 3, 2, 2]
-    assert not any(isinstance(x, torch.nn.BatchNorm1d) for x in m.modules()) and m.vision.embd[0].zero_input
-    assert sum(isinstance(x, torch.nn.BatchNorm1d) for x in o.modules()) == 10 and not o.vision.embd[0].zero_input
+    assert not any(isinstance(x, (torch.nn.BatchNorm1d, UnzeroedConv1d)) for x in m.modules())
+    assert sum(isinstance(x, torch.nn.BatchNorm1d) for x in o.modules()) == 10
+    assert {type(x) for x in o.modules() if isinstance(x, MaskedConv1d)} == {UnzeroedConv1d}
+    assert list(m.state_dict()) != list(o.state_dict()) and 'vision.fpn.0.lat.0.norm.running_mean' in o.state_dict()
+    assert type(copy.deepcopy(o)) is OfficialUniMD                        # a copy stays what it is
 
 
+@needs_fixtures
 def test_import_official_cli_then_detect(tmp_path, capsys):
     from unimd.cli import main
     out = tmp_path / 'small.pt'
@@ -198,6 +234,7 @@ def test_finetune_from_an_imported_checkpoint(tmp_path):
     with pytest.raises(UniMDError, match='train.init'): train(bad, tmp_path / 'run2', progress=False, stop_after=1)
 
 
+@needs_fixtures
 def test_predictor_feeds_features_as_the_official_checkpoint_expects(tmp_path):
     "Predictor on an imported official checkpoint with data.l2_features: the top detections of official_predict; without it, others."
     from unimd.predictor import Predictor
@@ -219,8 +256,16 @@ def test_predictor_feeds_features_as_the_official_checkpoint_expects(tmp_path):
     preds = off.official_predict(model, split, get_encoder(model.cfg, model.run_config.data, split.classes), ('tad', 'mr'))
     for vid, video in split.videos.items():
         names = {**{c: c for c in split.classes}, **{s.qid: s.text for s in video.sentences}}
-        ref = {(names[q], r): (m.start, m.end, m.score) for task in preds for q, ms in preds[task].get(vid, {}).items()
-               for r, m in enumerate(ms[:3], 1)}
-        assert set(top['true', vid]) == set(ref) and len(ref) > 20
-        np.testing.assert_allclose([top["true", vid][k] for k in ref], [ref[k] for k in ref], atol=1e-4)
-        assert not np.allclose([top['false', vid].get(k, (0, 0, 0)) for k in ref], [ref[k] for k in ref], atol=1e-2)
+        full = {names[q]: [(m.score, m.start, m.end) for m in ms] for task in preds for q, ms in preds[task].get(vid, {}).items()}
+        for l2 in ('true', 'false'):
+            mine = {}
+            for (q, r), (a, e, sc) in sorted(top[l2, vid].items()): mine.setdefault(q, []).append((sc, a, e))
+            # as sets: near-tied moments may rank in either order; each of the top 3 has a partner in the official list
+            res = {q: off.match_sets(rows, full.get(q, []), (1e-5, 1e-4, 1e-4)) for q, rows in mine.items()}
+            scores_ok = all(len(rows) == len(full.get(q, [])[:3]) and np.allclose(sorted(r[0] for r in rows), sorted(r[0] for r in full[q][:3]),
+                                                                                  atol=1e-5) for q, rows in mine.items())
+            if l2 == 'true':
+                assert set(mine) == {q for q, ms in full.items() if ms} and len(mine) > 7, (sorted(mine), sorted(full))
+                assert scores_ok and not any(r['n_unmatched'] for r in res.values()), {q: r for q, r in res.items() if r['n_unmatched']}
+            else:
+                assert not scores_ok or any(r['n_unmatched'] for r in res.values())   # unnormalised features: other moments

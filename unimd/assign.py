@@ -9,7 +9,7 @@ from .core import UniMDError
 
 # %% auto 0
 __all__ = ['STRIDES', 'REGRESSION_RANGES', 'level_lengths', 'make_points', 'point_positive', 'assign_targets_loop',
-           'segment_positive', 'flatten_segments', 'assign_targets']
+           'segment_positive', 'flatten_segments', 'shortest_first', 'assign_targets']
 
 # %% ../nbs/13_assign.ipynb 5
 STRIDES = (1, 2, 4, 8, 16, 32)
@@ -43,7 +43,7 @@ def point_positive(t, lo, hi, stride, a, b, center_radius: float = 1.5) -> bool:
     return inside and lo <= max(t - a, b - t) <= hi                        # the level's regression range
 
 # %% ../nbs/13_assign.ipynb 16
-def assign_targets_loop(points, segments: list, qmask, center_radius: float = 1.5, prefer: str = 'shortest'):
+def assign_targets_loop(points, segments: list, qmask, center_radius: float = 1.5):
     "Classification [B, P, Q] and regression [B, P, Q, 2] targets by plain loops over videos, queries, points, segments."
     B, Q = qmask.shape
     cls_t, reg_t = torch.zeros(B, len(points), Q), torch.zeros(B, len(points), Q, 2)
@@ -51,10 +51,10 @@ def assign_targets_loop(points, segments: list, qmask, center_radius: float = 1.
         for q, segs in enumerate(segments[b]):
             if not bool(qmask[b, q]): continue
             for p, (t, lo, hi, s) in enumerate(points.tolist()):
-                best = None                                                     # shortest (or last) positive so far
+                best = None                                                     # shortest positive so far
                 for a, e in torch.as_tensor(segs, dtype=torch.float32).reshape(-1, 2).tolist():
                     if point_positive(t, lo, hi, s, a, e, center_radius) and (
-                            best is None or prefer == 'last' or e - a < best[1] - best[0]):
+                            best is None or e - a < best[1] - best[0]):
                         best = (a, e)
                 if best:
                     cls_t[b, p, q] = 1
@@ -95,7 +95,11 @@ def flatten_segments(segments: list, qmask, device=None):
     return segs, groups
 
 # %% ../nbs/13_assign.ipynb 26
-def assign_targets(points, segments: list, qmask, center_radius: float = 1.5, prefer: str = 'shortest'):
+def shortest_first(segs):
+    "Preference order [S] of segments [S, 2]: shortest first, equal lengths in the order listed."
+    return torch.argsort(segs[:, 1] - segs[:, 0], stable=True)
+
+def assign_targets(points, segments: list, qmask, center_radius: float = 1.5, order=shortest_first):
     "`assign_targets_loop` as one [P, S] mask and a scatter: classification [B, P, Q], regression [B, P, Q, 2]."
     B, Q = qmask.shape
     P = len(points)
@@ -103,15 +107,13 @@ def assign_targets(points, segments: list, qmask, center_radius: float = 1.5, pr
     S = len(segs)
     if S == 0: return points.new_zeros(B, P, Q), points.new_zeros(B, P, Q, 2)
     pos = segment_positive(points, segs, center_radius)                               # [P, S]
-    if prefer not in ('shortest', 'last'): raise UniMDError(f"prefer must be 'shortest' or 'last' (official), got {prefer!r}")
-    order = (torch.argsort(segs[:, 1] - segs[:, 0], stable=True) if prefer == 'shortest'  # [S] shortest first
-             else torch.arange(S - 1, -1, -1, device=points.device))                  # or the last listed first
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(S, device=points.device)                               # [S] preference rank
+    pref = order(segs)                                                                # [S] preferred segment first
+    rank = torch.empty_like(pref)
+    rank[pref] = torch.arange(S, device=points.device)                               # [S] preference rank
     key = torch.where(pos, rank[None], S)                                             # [P, S] S = not positive
     best = key.new_full((P, B * Q), S).scatter_reduce(1, group[None].expand(P, S), key, 'amin')   # [P, G]
     hit = best < S                                                                    # [P, G]
-    seg = segs[order[best.clamp(max=S - 1)]]                                          # [P, G, 2]
+    seg = segs[pref[best.clamp(max=S - 1)]]                                           # [P, G, 2]
     t, stride = points[:, 0, None], points[:, 3, None, None]                          # [P, 1], [P, 1, 1]
     reg = torch.stack([t - seg[..., 0], seg[..., 1] - t], -1) / stride * hit[..., None]   # [P, G, 2]
     return (hit.float().view(P, B, Q).permute(1, 0, 2).contiguous(),                  # [B, P, Q]

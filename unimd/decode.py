@@ -9,62 +9,14 @@ import torch
 from .core import UniMDError
 
 # %% auto 0
-__all__ = ['overlap_decay_', 'soft_nms', 'soft_nms_loop', 'score_voting', 'query_candidates', 'decode', 'decode_loop',
-           'level_slices', 'official_candidates', 'decode_official']
+__all__ = ['soft_nms_loop', 'overlap_decay_', 'soft_nms', 'score_voting', 'query_candidates', 'decode', 'decode_loop']
 
 # %% ../nbs/15_decode.ipynb 5
-def overlap_decay_(iou, sigma: float, iou_threshold: float, method: str):
-    "Factor applied to a candidate's score for its IoU with the segment just kept (Gaussian: computed in place of iou)."
-    if method == 'gaussian': return iou.square_().div_(-sigma).exp_()
-    if method == 'linear': return torch.where(iou > iou_threshold, 1 - iou, torch.ones_like(iou))
-    return torch.where(iou > iou_threshold, torch.zeros_like(iou), torch.ones_like(iou))
-
-# %% ../nbs/15_decode.ipynb 7
 def _check_method(method, sigma):
     if method not in ('gaussian', 'linear', 'hard'):
         raise UniMDError(f"Soft-NMS method {method!r} is not one of 'gaussian', 'linear', 'hard'")
     if method == 'gaussian' and not sigma > 0: raise UniMDError(f"Gaussian Soft-NMS needs sigma > 0, got {sigma}")
 
-def _compact(min_score, s, *cols):
-    "Drop dead candidates (score < min_score) from every row, keeping the order of the live ones."
-    alive = (s > 0) & (s >= min_score)                                                  # [Q, N]
-    n = max(int(alive.sum(1).max()), 1)
-    if n > 0.75 * s.shape[1]: return (s, *cols)
-    order = torch.argsort((~alive).to(torch.uint8), dim=1, stable=True)[:, :n]         # [Q, n]
-    return tuple(x.gather(1, order) for x in (s, *cols))
-
-# %% ../nbs/15_decode.ipynb 9
-def soft_nms(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, min_score: float = 0.001,
-             max_out: int = 100, method: str = 'gaussian', length_eps: float = 0.):
-    "Soft-NMS of Q candidate lists at once: segments [Q, N, 2], scores [Q, N] (<= 0: none) -> kept segs, scores, idx [Q, K]."
-    _check_method(method, sigma)
-    Q, N = scores.shape
-    K = max(0, min(max_out, N)) if Q else 0
-    rows = torch.arange(Q, device=scores.device)
-    kept_idx = torch.full((Q, K), -1, dtype=torch.long, device=scores.device)           # [Q, K] -1: empty slot
-    kept_score = scores.new_zeros(Q, K)                                                 # [Q, K]
-    s = torch.where((scores > 0) & (scores >= min_score), scores, -1.)                  # [Q, N] working, -1: dead
-    a, b = segments[..., 0].contiguous(), segments[..., 1].contiguous()                 # [Q, N] starts, ends
-    ln = b - a + length_eps                                                             # [Q, N] lengths (official: + 1e-6)
-    idx = torch.arange(N, device=scores.device).expand(Q, N)                            # [Q, N] original index
-    for k in range(K):
-        if k % 16 == 0:
-            s, a, b, ln, idx = _compact(min_score, s, a, b, ln, idx)
-            inter, union = torch.empty_like(s), torch.empty_like(s)                     # reused: no allocation per pick
-        best, j = s.max(1)                                                              # [Q] top of each list
-        live = (best > 0) & (best >= min_score)
-        if not live.any(): break
-        kept_idx[:, k] = torch.where(live, idx[rows, j], -1)
-        kept_score[:, k] = torch.where(live, best, 0)
-        s[rows, j] = -1.
-        pa, pb, pl = a[rows, j, None], b[rows, j, None], ln[rows, j, None]             # [Q, 1] the kept segment
-        torch.minimum(b, pb, out=inter).sub_(torch.maximum(a, pa, out=union)).clamp_(min=0)   # [Q, N] overlap
-        torch.add(ln, pl, out=union).sub_(inter).clamp_(min=1e-12)                      # [Q, N] union
-        s.mul_(overlap_decay_(inter.div_(union), sigma, iou_threshold, method))         # inter now holds the IoU
-    kept = segments.gather(1, kept_idx.clamp(min=0)[..., None].expand(Q, K, 2))        # [Q, K, 2]
-    return kept * (kept_idx >= 0)[..., None], kept_score, kept_idx
-
-# %% ../nbs/15_decode.ipynb 15
 def soft_nms_loop(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, min_score: float = 0.001,
                   max_out: int = 100, method: str = 'gaussian', length_eps: float = 0.):
     "Reference `soft_nms`: a Python loop over queries, each a plain pick-and-decay loop over a shrinking numpy list."
@@ -91,7 +43,54 @@ def soft_nms_loop(segments, scores, sigma: float = 0.5, iou_threshold: float = 0
     kept = segments.cpu().gather(1, kept_idx.clamp(min=0)[..., None].expand(Q, K, 2)) * (kept_idx >= 0)[..., None]
     return kept, torch.as_tensor(kept_score), kept_idx
 
-# %% ../nbs/15_decode.ipynb 19
+# %% ../nbs/15_decode.ipynb 9
+def overlap_decay_(iou, sigma: float, iou_threshold: float, method: str):
+    "Factor applied to a candidate's score for its IoU with the segment just kept (Gaussian: computed in place of iou)."
+    if method == 'gaussian': return iou.square_().div_(-sigma).exp_()
+    if method == 'linear': return torch.where(iou > iou_threshold, 1 - iou, torch.ones_like(iou))
+    return torch.where(iou > iou_threshold, torch.zeros_like(iou), torch.ones_like(iou))
+
+# %% ../nbs/15_decode.ipynb 11
+def _compact(min_score, s, *cols):
+    "Drop dead candidates (score < min_score) from every row, keeping the order of the live ones."
+    alive = (s > 0) & (s >= min_score)                                                  # [Q, N]
+    n = max(int(alive.sum(1).max()), 1)
+    if n > 0.75 * s.shape[1]: return (s, *cols)
+    order = torch.argsort((~alive).to(torch.uint8), dim=1, stable=True)[:, :n]         # [Q, n]
+    return tuple(x.gather(1, order) for x in (s, *cols))
+
+# %% ../nbs/15_decode.ipynb 13
+def soft_nms(segments, scores, sigma: float = 0.5, iou_threshold: float = 0.1, min_score: float = 0.001,
+             max_out: int = 100, method: str = 'gaussian', length_eps: float = 0.):
+    "Soft-NMS of Q candidate lists at once: segments [Q, N, 2], scores [Q, N] (<= 0: none) -> kept segs, scores, idx [Q, K]."
+    _check_method(method, sigma)
+    Q, N = scores.shape
+    K = max(0, min(max_out, N)) if Q else 0
+    rows = torch.arange(Q, device=scores.device)
+    kept_idx = torch.full((Q, K), -1, dtype=torch.long, device=scores.device)           # [Q, K] -1: empty slot
+    kept_score = scores.new_zeros(Q, K)                                                 # [Q, K]
+    s = torch.where((scores > 0) & (scores >= min_score), scores, -1.)                  # [Q, N] working, -1: dead
+    a, b = segments[..., 0].contiguous(), segments[..., 1].contiguous()                 # [Q, N] starts, ends
+    ln = b - a + length_eps                                                             # [Q, N] lengths (+ length_eps)
+    idx = torch.arange(N, device=scores.device).expand(Q, N)                            # [Q, N] original index
+    for k in range(K):
+        if k % 16 == 0:
+            s, a, b, ln, idx = _compact(min_score, s, a, b, ln, idx)
+            inter, union = torch.empty_like(s), torch.empty_like(s)                     # reused: no allocation per pick
+        best, j = s.max(1)                                                              # [Q] top of each list
+        live = (best > 0) & (best >= min_score)
+        if not live.any(): break
+        kept_idx[:, k] = torch.where(live, idx[rows, j], -1)
+        kept_score[:, k] = torch.where(live, best, 0)
+        s[rows, j] = -1.
+        pa, pb, pl = a[rows, j, None], b[rows, j, None], ln[rows, j, None]             # [Q, 1] the kept segment
+        torch.minimum(b, pb, out=inter).sub_(torch.maximum(a, pa, out=union)).clamp_(min=0)   # [Q, N] overlap
+        torch.add(ln, pl, out=union).sub_(inter).clamp_(min=1e-12)                      # [Q, N] union
+        s.mul_(overlap_decay_(inter.div_(union), sigma, iou_threshold, method))         # inter now holds the IoU
+    kept = segments.gather(1, kept_idx.clamp(min=0)[..., None].expand(Q, K, 2))        # [Q, K, 2]
+    return kept * (kept_idx >= 0)[..., None], kept_score, kept_idx
+
+# %% ../nbs/15_decode.ipynb 20
 def score_voting(kept, cand_segs, cand_scores, voting_thresh: float, chunk: int = 512):
     "Refined boundaries [M, 2]: average of candidates [M, N, 2] (scores [M, N]) with IoU >= thresh, weighted score * IoU."
     out = kept.clone()
@@ -105,7 +104,7 @@ def score_voting(kept, cand_segs, cand_scores, voting_thresh: float, chunk: int 
         out[i:i + chunk] = torch.where(total > 0, voted, out[i:i + chunk])
     return out
 
-# %% ../nbs/15_decode.ipynb 22
+# %% ../nbs/15_decode.ipynb 23
 def query_candidates(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, duration_thresh=0.05):
     "Step 1: the (video, query) pairs bi, qi [R] and their best points as segments [R, N, 2] and scores [R, N] (0: dropped)."
     P = cls_logits.shape[1]
@@ -118,7 +117,7 @@ def query_candidates(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, 
     cand = torch.where((top > score_thresh) & (segs[..., 1] - segs[..., 0] > duration_thresh), top, 0)   # [R, N]
     return bi, qi, segs, cand
 
-# %% ../nbs/15_decode.ipynb 24
+# %% ../nbs/15_decode.ipynb 25
 def decode(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, sigma=0.5, max_seg=100,
            voting_thresh=0.7, iou_threshold=0.1, min_score=0.001, duration_thresh=0.05, method='gaussian'):
     "Head outputs -> list(B) of list(Q) of Tensor [k, 3] (start, end, score) in level-0 feature steps, best first."
@@ -137,7 +136,7 @@ def decode(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_to
         for row in rows.tolist(): out[b][int(qi[row])] = res[r == row]
     return out
 
-# %% ../nbs/15_decode.ipynb 28
+# %% ../nbs/15_decode.ipynb 29
 def decode_loop(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=2000, sigma=0.5, max_seg=100,
                 voting_thresh=0.7, iou_threshold=0.1, min_score=0.001, duration_thresh=0.05, method='gaussian'):
     "Reference `decode`: loops over videos and queries, Soft-NMS by `soft_nms_loop`, voting one segment at a time."
@@ -169,51 +168,4 @@ def decode_loop(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_n
                     if w.sum() > 0: a, e = (w * ca).sum() / w.sum(), (w * ce).sum() / w.sum()
                 rows.append([a, e, sc])
             out[b][q] = torch.tensor(rows).reshape(-1, 3)
-    return out
-
-# %% ../nbs/15_decode.ipynb 31
-def level_slices(points):
-    "The contiguous index range of each pyramid level in points [P, 4] (a level = a run of equal strides)."
-    s = points[:, 3]
-    edges = [0] + ((s[1:] != s[:-1]).nonzero()[:, 0] + 1).tolist() + [len(s)]
-    return [slice(a, b) for a, b in zip(edges, edges[1:])]
-
-# %% ../nbs/15_decode.ipynb 33
-def official_candidates(prob, d, points, score_thresh=0.001, pre_nms_topk=5000, duration_thresh=0.05):
-    "One video's candidates, official selection: prob [P, Q], d [P, Q, 2] -> segments [N, 2], scores [N], queries [N]."
-    Q, out = prob.shape[1], []
-    for sl in level_slices(points):
-        p = prob[sl].flatten()                                                          # [T_l * Q] point-major
-        keep = (p > score_thresh).nonzero()[:, 0]
-        sc, order = p[keep].sort(descending=True)
-        i, sc = keep[order[:pre_nms_topk]], sc[:pre_nms_topk]                           # [n] the level's best
-        pt, q = i // Q, i % Q
-        t, stride, dd = points[sl][pt, 0], points[sl][pt, 3], d[sl][pt, q]              # [n], [n], [n, 2]
-        seg = torch.stack([t - dd[:, 0] * stride, t + dd[:, 1] * stride], 1)            # [n, 2]
-        ok = seg[:, 1] - seg[:, 0] > duration_thresh
-        out.append((seg[ok], sc[ok], q[ok]))
-    return tuple(torch.cat(x) for x in zip(*out))
-
-# %% ../nbs/15_decode.ipynb 35
-def decode_official(cls_logits, reg, points, pmask, qmask, score_thresh=0.001, pre_nms_topk=5000, sigma=0.9,
-                    max_seg=2000, min_score=0.001, duration_thresh=0.05):
-    "`decode` as the official code decodes: per-level top-k over all queries, Soft-NMS per query, no voting -> [B][Q] [k, 3]."
-    B, P, Q = cls_logits.shape
-    out = [[cls_logits.new_zeros(0, 3) for _ in range(Q)] for _ in range(B)]
-    prob = torch.sigmoid(cls_logits.float()) * pmask[..., None]                         # [B, P, Q]
-    for b in range(B):
-        qs = qmask[b].nonzero()[:, 0]                                                    # [Qb] real queries
-        seg, sc, q = official_candidates(prob[b][:, qs], reg[b][:, qs].float(), points, score_thresh, pre_nms_topk, duration_thresh)
-        order = torch.argsort(q, stable=True)                                            # group by query, order kept
-        n = torch.bincount(q, minlength=len(qs))                                         # [Qb]
-        col = torch.arange(len(q), device=q.device) - (torch.cumsum(n, 0) - n)[q[order]]   # slot within its query
-        N = int(n.max()) if len(q) else 0
-        segs, scores = seg.new_zeros(len(qs), N, 2), sc.new_zeros(len(qs), N)
-        segs[q[order], col], scores[q[order], col] = seg[order], sc[order]              # [Qb, N, 2], [Qb, N]
-        kept, ks, ki = soft_nms(segs, scores, sigma, 0.1, min_score, max_seg, 'gaussian', length_eps=1e-6)
-        flat = torch.where(ki >= 0, ks, -1.).flatten()                                   # [Qb * K]
-        best = flat.topk(min(max_seg, int((flat >= 0).sum()))).indices                    # the video's max_seg best
-        r, k = best // max(ks.shape[1], 1), best % max(ks.shape[1], 1)
-        res = torch.cat([kept[r, k], ks[r, k, None]], 1)                                 # [M, 3] best first
-        for i, qi in enumerate(qs.tolist()): out[b][qi] = res[r == i]
     return out

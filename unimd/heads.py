@@ -20,12 +20,12 @@ def concat_levels(feats, masks):
     return torch.cat(feats, -1), torch.cat(masks, -1)
 
 # %% ../nbs/12_heads.ipynb 9
-def head_convs(x, mask, convs, norms, remask=True):
+def head_convs(x, mask, convs, norms):
     "Shared head trunk on one level: masked conv, LayerNorm, ReLU for each conv that has a norm; a bare last conv otherwise."
     for i, conv in enumerate(convs):
         x, _ = conv(x, mask)
         if i < len(norms): x = F.relu(norms[i](x))
-    return x * mask[:, None].to(x.dtype) if remask else x                 # [B, C, T] zero at padding unless remask=False
+    return x * mask[:, None].to(x.dtype)                                   # [B, C, T] zero at padding
 
 # %% ../nbs/12_heads.ipynb 12
 def prior_bias(prior: float) -> float:
@@ -37,22 +37,23 @@ MASKED_LOGIT = -1e4
 # %% ../nbs/12_heads.ipynb 15
 class ClsHead(nn.Module):
     "Eq. 7: shared convs, then scale * <feature, query embedding> + bias for every step and query -> logits [B, P, Q]."
-    def __init__(self, channels=512, text_dim=512, kernel_size=3, n_convs=2, prior=0.01, width=None, official=False):
+    def __init__(self, channels=512, text_dim=512, kernel_size=3, n_convs=2, prior=0.01, width=None):
         super().__init__()
-        w, self.official = width or channels, official                  # width: the official head_dim (default = channels)
-        self.convs = nn.ModuleList(MaskedConv1d(channels if i == 0 else w, w, kernel_size, bias=False, zero_input=not official)
-                                   for i in range(n_convs))
+        w = width or channels                                           # width of the head convs (default = channels)
+        self.convs = nn.ModuleList(MaskedConv1d(channels if i == 0 else w, w, kernel_size, bias=False) for i in range(n_convs))
         self.norms = nn.ModuleList(LayerNorm1d(w) for _ in range(n_convs - 1))
         self.proj = nn.Identity() if text_dim == w else nn.Linear(text_dim, w, bias=False)
         self.scale = nn.Parameter(torch.ones(1))
         self.bias = nn.Parameter(torch.full((1,), prior_bias(prior)))
 
+    def mask_logits(self, logits, pmask, qmask):
+        "Padded steps [B, P] and query slots [B, Q]: logit MASKED_LOGIT (probability 0, no gradient)."
+        return logits.masked_fill(~pmask[:, :, None] | ~qmask[:, None, :], MASKED_LOGIT)
+
     def forward(self, feats, masks, qemb, qmask):
         z, pmask = concat_levels([head_convs(x, m, self.convs, self.norms) for x, m in zip(feats, masks)], masks)  # [B, C, P]
         logits = torch.bmm(z.transpose(1, 2), self.proj(qemb).transpose(1, 2))          # [B, P, Q]
-        logits = logits * self.scale + self.bias
-        if self.official: logits = logits * pmask[:, :, None].to(logits.dtype)        # officially 0 at padded steps
-        return logits.masked_fill(~(pmask[:, :, None] | self.official) | ~qmask[:, None, :], MASKED_LOGIT)
+        return self.mask_logits(logits * self.scale + self.bias, pmask, qmask)
 
 # %% ../nbs/12_heads.ipynb 20
 def masked_points(masks):
@@ -122,22 +123,24 @@ QCONV = {'batched': qconv_batched, 'loop': qconv_loop}
 class RegHead(nn.Module):
     "Eq. 8-9: shared convs, per-query conv with MLP-generated kernels, per-level Scale, ReLU -> distances [B, P, Q, 2]."
     def __init__(self, channels=512, text_dim=512, n_levels=6, kernel_size=3, n_convs=2, query_dependent=True,
-                 mlp_layers=3, mlp_hidden=512, dropout=0.1, impl='batched', width=None, official=False):
+                 mlp_layers=3, mlp_hidden=512, dropout=0.1, impl='batched', width=None):
         super().__init__()
-        c, w, zi = channels, width or channels, not official
-        self.convs = nn.ModuleList(MaskedConv1d(c if i == 0 else w, w, kernel_size, bias=False, zero_input=zi) for i in range(n_convs))
+        c, w = channels, width or channels
+        self.convs = nn.ModuleList(MaskedConv1d(c if i == 0 else w, w, kernel_size, bias=False) for i in range(n_convs))
         self.norms = nn.ModuleList(LayerNorm1d(w) for _ in range(n_convs))
         self.scales = nn.ModuleList(Scale() for _ in range(n_levels))
-        self.query_dependent, self.impl, self.official = query_dependent, impl, official
+        self.query_dependent, self.impl = query_dependent, impl
         if query_dependent: self.kernels = QueryKernels(text_dim, w, kernel_size, mlp_layers, mlp_hidden, dropout)
-        else: self.offset = MaskedConv1d(w, 2, kernel_size, zero_input=zi)
+        else: self.offset = MaskedConv1d(w, 2, kernel_size)
 
     def level_scales(self, masks):
         "Each step's level Scale [P]."
         return torch.cat([s.scale.expand(m.shape[-1]) for s, m in zip(self.scales, masks)])
 
+    def trunk(self, x, mask): return head_convs(x, mask, self.convs, self.norms)   # one level [B, C, T_l], zero at padding
+
     def forward(self, feats, masks, qemb, qmask):
-        z = [head_convs(x, m, self.convs, self.norms, not self.official) for x, m in zip(feats, masks)]   # [B, C, T_l]
+        z = [self.trunk(x, m) for x, m in zip(feats, masks)]                         # [B, C, T_l]
         pmask = masked_points(masks)                                                   # [B, P]
         if self.query_dependent:
             w, b = self.kernels(qemb)                                                  # [B, Q, 2, C, K], [B, Q, 2]

@@ -39,10 +39,9 @@ def task_onehot(qmask, qtask):
         raise UniMDError("qtask must be 0 (TAD) or 1 (MR) on every real query: check how the batch was collated")
     return torch.stack([qmask & (qtask == 0), qmask & (qtask == 1)], -1)
 
-def smooth_targets(cls_targets, onehot, eps: float, n_classes: int = 0):
-    "ActionFormer label smoothing per video and task: (1 - eps) * y + eps / (queries of that task + 1), or n_classes + 1."
+def smooth_targets(cls_targets, onehot, eps: float):
+    "ActionFormer label smoothing per video and task: (1 - eps) * y + eps / (queries of that task + 1)."
     if eps == 0: return cls_targets
-    if n_classes: return cls_targets * (1 - eps) + eps / (n_classes + 1)    # official: the TAD class count, both tasks
     per_task = onehot.sum(1, keepdim=True)                                  # [B, 1, 2] real queries per task
     n = (onehot * per_task).sum(-1)                                         # [B, Q] count for each query's task
     return cls_targets * (1 - eps) + eps / (n[:, None, :] + 1)              # [B, P, Q]
@@ -50,12 +49,9 @@ def smooth_targets(cls_targets, onehot, eps: float, n_classes: int = 0):
 # %% ../nbs/14_loss.ipynb 17
 class UniMDLoss(nn.Module):
     "Eq. 10 for both tasks: focal + DIoU per task, each over its own moving positive count, then the lambda-weighted sum."
-    def __init__(self, alpha=0.25, gamma=2.0, label_smoothing=0.0, lambda_tad=3.0, lambda_mr=1.0,
-                 ema_init=100, ema_momentum=0.9, shared_norm=False, smoothing_classes=None):
+    def __init__(self, alpha=0.25, gamma=2.0, label_smoothing=0.0, lambda_tad=3.0, lambda_mr=1.0, ema_init=100, ema_momentum=0.9):
         super().__init__()
         self.alpha, self.gamma, self.label_smoothing, self.ema_momentum = alpha, gamma, label_smoothing, ema_momentum
-        self.shared_norm, self.smoothing_classes = shared_norm, smoothing_classes   # the official rules (compat mode):
-        # smoothing_classes None: per task (ours); C > 0: eps / (C + 1); 0: C = the batch's TAD class count
         self.register_buffer('lambdas', torch.tensor([float(lambda_tad), float(lambda_mr)]), persistent=False)
         self.register_buffer('normalizer', torch.full((2,), float(ema_init)))   # [2] moving positives: TAD, MR
 
@@ -63,12 +59,12 @@ class UniMDLoss(nn.Module):
     def update_normalizer(self, npos, present):
         "One EMA step of each task's positive count, for the tasks present (training only) -> the [2] divisors of the batch."
         if not self.training: return self.normalizer.clone()
-        m, n = self.ema_momentum, self.normalizer.clone()
-        step = lambda old, k: torch.where(present[k], m * old + (1 - m) * npos[k].clamp(min=1), old)
-        if not self.shared_norm: n = torch.stack([step(n[0], 0), step(n[1], 1)])
-        else: n[0] = step(n[1], 0); n[1] = step(n[0], 1)                   # one count: TAD updates it, then MR
-        self.normalizer.copy_(n.expand(2) if not self.shared_norm else n[1].expand(2))
-        return n
+        m, n = self.ema_momentum, self.normalizer
+        new = torch.where(present, m * n + (1 - m) * npos.clamp(min=1), n)    # [2]
+        self.normalizer.copy_(new)
+        return new
+
+    def smooth(self, cls_targets, onehot): return smooth_targets(cls_targets, onehot, self.label_smoothing)
 
     def forward(self, cls_logits, reg, cls_targets, reg_targets, pmask, qmask, qtask) -> dict:
         "Loss terms of one batch: total, tad, mr, cls, reg (lambda-weighted), and each task's parts and counts."
@@ -78,8 +74,7 @@ class UniMDLoss(nn.Module):
         npos = (pos.sum(1)[..., None] * onehot).sum((0, 1))                  # [2] positives per task
         norm = self.update_normalizer(npos.float(), onehot.any(1).any(0))  # [2] a copy: later steps update in place
 
-        n_cls = int(onehot[..., 0].sum(1).max()) if self.smoothing_classes == 0 else self.smoothing_classes
-        targets = smooth_targets(cls_targets.float(), onehot, self.label_smoothing, n_cls or 0)
+        targets = self.smooth(cls_targets.float(), onehot)                   # [B, P, Q]
         focal = sigmoid_focal_loss(cls_logits.float(), targets, self.alpha, self.gamma) * valid   # [B, P, Q]
         cls = (focal.sum(1)[..., None] * onehot).sum((0, 1)) / norm          # [2]
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_model.ipynb 2
 from __future__ import annotations
-import dataclasses, math
+import dataclasses, importlib, math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -15,15 +15,15 @@ import yaml
 from .core import Batch, Moment, UniMDError
 from .vision import VisionEncoder, n_params
 from .heads import ClsHead, RegHead, max_rel_err
-from .assign import make_points, assign_targets
+from .assign import make_points, assign_targets, shortest_first
 from .losses import UniMDLoss
 from .text import TEXT_DIMS
 
 # %% auto 0
-__all__ = ['HUB_CARD', 'ModelConfig', 'Outputs', 'check_batch', 'as_model_config', 'UniMD', 'moments_in_seconds', 'random_batch',
-           'grads_of', 'grad_err', 'param_table']
+__all__ = ['HUB_CARD', 'MODELS', 'ModelConfig', 'Outputs', 'check_batch', 'as_model_config', 'model_class', 'UniMD',
+           'moments_in_seconds', 'random_batch', 'grads_of', 'grad_err', 'param_table']
 
-# %% ../nbs/16_model.ipynb 5
+# %% ../nbs/16_model.ipynb 9
 @dataclass
 class ModelConfig:
     "UniMD hyper-parameters; defaults = the official Ego4D configuration."
@@ -38,7 +38,7 @@ class ModelConfig:
     n_embd_convs: int = 2
     n_stem: int = 2                      # ConvNeXt blocks at stride 1
     convnext_depths: tuple = (1, 1, 1, 1, 1)   # blocks per downsampling stage: 5 stages -> 6 levels, strides 1..32
-    block_kernel: int = 3                # depthwise kernel of the backbone's ConvNeXt blocks (= embd_kernel officially)
+    block_kernel: int = 3                # depthwise kernel of the backbone's ConvNeXt blocks (= embd_kernel in the configs)
     fpn_layers: int = 3                  # BiFPN layers
     fpn_kernel: int = 7                  # depthwise kernel of the BiFPN's ConvNeXt blocks and its max-pool
     drop_path: float = 0.4               # stochastic depth of the stage blocks, linspace(0, drop_path, 5): the official rates
@@ -68,10 +68,10 @@ class ModelConfig:
     voting_thresh: float = 0.95
     duration_thresh: float = 0.05        # drop decoded moments no longer than this (feature steps); ANet officially 0.1
     min_score: float = 0.001             # Soft-NMS drops candidates whose decayed score falls below this
-    # the official code, bit for bit (23_official): 'unimd' (ours) or 'official'
-    compat: str = 'unimd'                # official: its padding, BatchNorm laterals, fusions, targets, loss and decoding
-    head_dim: int = 0                    # width of the head convs (0: = channels; the official code's head_dim)
-    num_classes: int = 0                 # official label-smoothing denominator: TAD classes + 1 (0: the batch's class count)
+    # which model this config builds (MODELS below): 'unimd' (this notebook's) or 'official' (23a_official_model)
+    compat: str = 'unimd'
+    head_dim: int = 0                    # width of the head convs (0: = channels)
+    num_classes: int = 0                 # TAD classes of the dataset (0: not fixed; the official label smoothing reads it)
 
     def __post_init__(self):
         if self.compat not in ('unimd', 'official'):
@@ -116,7 +116,7 @@ class ModelConfig:
             raise UniMDError(f'{path} has no `model:` section (a mapping of ModelConfig fields)')
         return cls.from_dict(d['model'], source=str(path))
 
-# %% ../nbs/16_model.ipynb 10
+# %% ../nbs/16_model.ipynb 14
 class Outputs(NamedTuple):
     "What UniMD predicts for a batch: per-point, per-query logits and distances (in strides), and the points."
     cls_logits: torch.Tensor   # [B, P, Q]
@@ -124,7 +124,7 @@ class Outputs(NamedTuple):
     points: torch.Tensor       # [P, 4] (t in level-0 steps, range lo, range hi, stride)
     pmask: torch.Tensor        # [B, P] real points
 
-# %% ../nbs/16_model.ipynb 13
+# %% ../nbs/16_model.ipynb 17
 def check_batch(batch: Batch, cfg: ModelConfig):
     "Raise UniMDError if `batch` cannot go through a model of `cfg`."
     x, mask, q, qmask = batch.feats, batch.mask, batch.qemb, batch.qmask
@@ -151,7 +151,7 @@ def check_batch(batch: Batch, cfg: ModelConfig):
         raise UniMDError(f'video {vid(b)} has no queries: give it the TAD class names and/or its MR sentences')
     if not torch.isfinite(q[qmask]).all(): raise UniMDError('some query embeddings are NaN or inf: re-encode the queries')
 
-# %% ../nbs/16_model.ipynb 16
+# %% ../nbs/16_model.ipynb 20
 import warnings
 with warnings.catch_warnings():                   # tqdm.auto, imported by the hub client, warns in kernels without ipywidgets
     warnings.filterwarnings('ignore', message='IProgress not found')
@@ -170,22 +170,35 @@ def as_model_config(cfg=None, saved=None) -> ModelConfig:
     if bad: raise UniMDError(f"unknown model config key(s) {', '.join(bad[:5])}: written by another unimd version? valid keys: {', '.join(known)}")
     return ModelConfig(**cfg)
 
-# %% ../nbs/16_model.ipynb 18
+# %% ../nbs/16_model.ipynb 22
+MODELS = {}   # ModelConfig.compat -> the class UniMD(cfg) builds; 'unimd' is the class below
+
+def model_class(compat: str):
+    "The class registered for `compat`; a name not registered yet is the module unimd.<compat>, which registers it on import."
+    if compat not in MODELS: importlib.import_module(f'unimd.{compat}')
+    return MODELS[compat]
+
 class UniMD(nn.Module, PyTorchModelHubMixin, **HUB_CARD):
     "Fig. 3: vision encoder (eq. 6) + query-dependent classification (eq. 7) and regression (eq. 8-9) heads."
+    vision_type, cls_head_type, reg_head_type, loss_type = VisionEncoder, ClsHead, RegHead, UniMDLoss   # the parts
+    segment_order = staticmethod(shortest_first)        # which positive segment a point regresses (13_assign)
+
+    def __new__(cls, cfg: ModelConfig | dict | None = None, *args, **kwargs):
+        target = model_class(as_model_config(cfg, kwargs).compat) if cls is UniMD else cls
+        return super().__new__(target, cfg, *args, **kwargs)          # the hub mixin records the arguments
+
     def __init__(self, cfg: ModelConfig | dict | None = None, qconv: str = 'batched', **saved):
         super().__init__()                                  # saved: the rest of a pretrained config.json (from_pretrained)
         self.cfg = cfg = as_model_config(cfg, saved)
-        off, width = cfg.compat == 'official', cfg.head_dim or cfg.channels
-        self.vision = VisionEncoder(cfg.feat_dim, cfg.channels, cfg.embd_kernel, cfg.n_embd_convs, cfg.n_stem, cfg.convnext_depths,
-                                    cfg.block_kernel, cfg.fpn_layers, cfg.fpn_kernel, cfg.drop_path, official=off)
-        self.cls_head = ClsHead(cfg.channels, cfg.text_dim, cfg.head_kernel, cfg.head_convs, cfg.cls_prior, width, official=off)
-        self.reg_head = RegHead(cfg.channels, cfg.text_dim, len(cfg.strides), cfg.head_kernel, cfg.head_convs,
-                                cfg.reg_query_dependent, cfg.reg_mlp_layers, cfg.reg_mlp_hidden, cfg.reg_dropout, impl=qconv,
-                                width=width, official=off)
-        self.criterion = UniMDLoss(cfg.focal_alpha, cfg.focal_gamma, cfg.label_smoothing, cfg.lambda_tad, cfg.lambda_mr,
-                                   cfg.loss_norm_init, cfg.loss_norm_momentum, shared_norm=off,
-                                   smoothing_classes=cfg.num_classes if off else None)
+        width = cfg.head_dim or cfg.channels
+        self.vision = self.vision_type(cfg.feat_dim, cfg.channels, cfg.embd_kernel, cfg.n_embd_convs, cfg.n_stem,
+                                       cfg.convnext_depths, cfg.block_kernel, cfg.fpn_layers, cfg.fpn_kernel, cfg.drop_path)
+        self.cls_head = self.cls_head_type(cfg.channels, cfg.text_dim, cfg.head_kernel, cfg.head_convs, cfg.cls_prior, width)
+        self.reg_head = self.reg_head_type(cfg.channels, cfg.text_dim, len(cfg.strides), cfg.head_kernel, cfg.head_convs,
+                                           cfg.reg_query_dependent, cfg.reg_mlp_layers, cfg.reg_mlp_hidden, cfg.reg_dropout,
+                                           impl=qconv, width=width)
+        self.criterion = self.loss_type(cfg.focal_alpha, cfg.focal_gamma, cfg.label_smoothing, cfg.lambda_tad, cfg.lambda_mr,
+                                        cfg.loss_norm_init, cfg.loss_norm_momentum)
 
     def forward(self, batch: Batch) -> Outputs:
         check_batch(batch, self.cfg)
@@ -198,28 +211,31 @@ class UniMD(nn.Module, PyTorchModelHubMixin, **HUB_CARD):
 
     def loss(self, out: Outputs, batch: Batch) -> dict:
         "Eq. 10 for both tasks: assign targets to points (13_assign), then focal + DIoU per task (14_loss)."
-        prefer = 'last' if self.cfg.compat == 'official' else 'shortest'               # official: last-listed segment
-        cls_t, reg_t = assign_targets(out.points, batch.segments, batch.qmask, self.cfg.center_radius, prefer)
+        cls_t, reg_t = assign_targets(out.points, batch.segments, batch.qmask, self.cfg.center_radius, self.segment_order)
         return self.criterion(out.cls_logits, out.reg, cls_t, reg_t, out.pmask, batch.qmask, batch.qtask)
+
+    def decode_queries(self, out: Outputs, qmask) -> list:
+        "Detections [k, 3] (start, end in feature steps, score) per video and query slot, for the queries of `qmask` [B, Q]."
+        from unimd.decode import decode
+        c = self.cfg
+        return decode(out.cls_logits.float(), out.reg.float(), out.points, out.pmask, qmask, c.score_thresh, c.pre_nms_topk,
+                      c.nms_sigma, c.max_seg, c.voting_thresh, min_score=c.min_score, duration_thresh=c.duration_thresh)
 
     @torch.no_grad()
     def detect(self, out: Outputs, batch: Batch) -> list:
         "Per video, `{query id: [Moment]}` in seconds: decoding and Soft-NMS (15_decode) per task, then the batch's time grid."
-        from unimd.decode import decode, decode_official
-        c, res = self.cfg, [{} for _ in batch.vids]
-        kw = dict(score_thresh=c.score_thresh, pre_nms_topk=c.pre_nms_topk, sigma=c.nms_sigma, max_seg=c.max_seg,
-                  duration_thresh=c.duration_thresh, min_score=c.min_score)
-        if c.compat != 'official': kw['voting_thresh'] = c.voting_thresh
+        res = [{} for _ in batch.vids]
         for k in (0, 1):  # TAD, then MR: each task gets its own per-video cap, or 110-200 class names crowd out the sentences
             qmask = batch.qmask & (batch.qtask == k)                                    # [B, Q]
             if not qmask.any(): continue
-            dets = (decode_official if c.compat == 'official' else decode)(
-                out.cls_logits.float(), out.reg.float(), out.points, out.pmask, qmask, **kw)
+            dets = self.decode_queries(out, qmask)
             for b, r in enumerate(res):
                 r.update({q: moments_in_seconds(d, batch, b) for q, d, ok in zip(batch.qids[b], dets[b], qmask[b].tolist()) if ok})
         return res
 
-# %% ../nbs/16_model.ipynb 20
+MODELS['unimd'] = UniMD
+
+# %% ../nbs/16_model.ipynb 24
 @classmethod
 def _hub_from_pretrained(cls, *, model_id, map_location='cpu', strict=True, **kw):
     "PyTorchModelHubMixin's loader, strict: a weight that does not fit the config is an error, never silently left random."
@@ -227,14 +243,14 @@ def _hub_from_pretrained(cls, *, model_id, map_location='cpu', strict=True, **kw
 
 UniMD._from_pretrained = _hub_from_pretrained
 
-# %% ../nbs/16_model.ipynb 22
+# %% ../nbs/16_model.ipynb 26
 def moments_in_seconds(det, batch: Batch, b: int) -> list:
     "Detections [k, 3] (start, end in feature steps; score) of video b -> Moments in seconds within [0, duration]."
     if len(det) == 0: return []
     se = batch.seconds(det[:, :2].double().cpu(), b).clamp(0, float(batch.durations[b]))   # [k, 2]
     return [Moment(float(s), float(e), float(sc)) for (s, e), sc in zip(se.tolist(), det[:, 2].tolist())]
 
-# %% ../nbs/16_model.ipynb 25
+# %% ../nbs/16_model.ipynb 29
 def random_batch(cfg: ModelConfig, B=2, T=None, n_classes=110, n_sentences=3, lengths=None, seed=0) -> Batch:
     "A Batch of random features and unit query embeddings at `cfg`'s shape: C class names + N sentences per video."
     g = torch.Generator().manual_seed(seed)
@@ -258,7 +274,7 @@ def random_batch(cfg: ModelConfig, B=2, T=None, n_classes=110, n_sentences=3, le
     return Batch(feats, mask, qemb, torch.ones(B, Q, dtype=torch.bool), qtask, segments, [f'random{b}' for b in range(B)],
                  qids, torch.zeros(B, dtype=torch.float64), torch.ones(B, dtype=torch.float64), lengths.double())
 
-# %% ../nbs/16_model.ipynb 29
+# %% ../nbs/16_model.ipynb 33
 def grads_of(model, batch):
     "Outputs, loss terms and parameter gradients of one forward/backward of `model` on `batch`."
     model.zero_grad()
@@ -272,7 +288,7 @@ def grad_err(g1: dict, g2: dict):
     scale = max(g.abs().max() for g in g2.values())
     return (max((g1[n] - g2[n]).abs().max() for n in g2) / scale).item()
 
-# %% ../nbs/16_model.ipynb 36
+# %% ../nbs/16_model.ipynb 40
 def param_table(model: UniMD) -> dict:
     "Parameters per part of the model (millions)."
     v = model.vision

@@ -16,13 +16,15 @@ from .model import UniMD, ModelConfig
 from .config import Config, load_config, config_dict, update_config, parse_sets
 from .checkpoint import read_torch_file
 from .released import official_features
+from .official_model import (OfficialUniMD, official_candidates, decode_official, last_first,   # registers MODELS['official']
+                                  match_sets, f32_ulps, candidate_errors, detection_errors)
 
 # %% auto 0
 __all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_RESULTS', 'official_fixtures', 'our_name',
            'official_name', 'unused_official', 'official_widths', 'config_key', 'map_official', 'read_official',
            'is_official_yaml', 'official_yaml_config', 'official_config', 'load_official', 'fixture_batch',
-           'level_errors', 'detection_errors', 'train_losses', 'output_change', 'set_attr', 'import_official',
-           'cli_import_official', 'official_predict']
+           'level_errors', 'train_losses', 'output_change', 'set_class', 'import_official', 'cli_import_official',
+           'official_predict']
 
 # %% ../nbs/23_official.ipynb 5
 def official_fixtures() -> Path:
@@ -32,7 +34,7 @@ def official_fixtures() -> Path:
         raise UniMDError(f"official fixtures not found in {p}: set UNIMD_OFFICIAL to the folder of ego4d_small/ and names_shapes/")
     return p
 
-# %% ../nbs/23_official.ipynb 8
+# %% ../nbs/23_official.ipynb 9
 _BIFPN = [(r'p(\d)_w1_att$', lambda p: f'td_fuse.{p - 3}.a'), (r'p(\d)_w2_att$', lambda p: f'bu_fuse.{p - 4}.a'),
           (r'conv(\d)_up\.', lambda p: f'td_block.{p - 3}.'), (r'conv(\d)_down\.', lambda p: f'bu_block.{p - 4}.'),
           (r'ft_modules\.p(\d)_down_channel_2\.conv\.', lambda p: f'lat2.{p - 4}.conv.conv.'),
@@ -56,7 +58,7 @@ def our_name(key: str) -> str:
     for pat, rep in _PLAIN: k = re.sub(pat, rep, k)
     return k
 
-# %% ../nbs/23_official.ipynb 11
+# %% ../nbs/23_official.ipynb 12
 _TO_BIFPN = [(r'td_fuse\.(\d+)\.a$', lambda l: f'p{l + 3}_w1_att'), (r'bu_fuse\.(\d+)\.a$', lambda l: f'p{l + 4}_w2_att'),
              (r'td_block\.(\d+)\.', lambda l: f'conv{l + 3}_up.'), (r'bu_block\.(\d+)\.', lambda l: f'conv{l + 4}_down.'),
              (r'lat2\.(\d+)\.conv\.conv\.', lambda l: f'ft_modules.p{l + 4}_down_channel_2.conv.'),
@@ -77,7 +79,7 @@ def official_name(name: str) -> str:
     for pat, rep in _TO_PLAIN: k = re.sub(pat, rep, k)
     return k
 
-# %% ../nbs/23_official.ipynb 14
+# %% ../nbs/23_official.ipynb 15
 def _count(sd, pattern) -> int:
     "How many distinct indices `pattern` (one group) takes in the keys of `sd`."
     return len({m[1] for k in sd if (m := re.match(pattern, k))})
@@ -88,7 +90,7 @@ def unused_official(sd: dict) -> list:
     return [k for k in sd if k.endswith('num_batches_tracked') or k.startswith(f'cls_head.norm.{last_conv}.')
             or k.startswith(f'reg_head.query_norm.{last_fc}.')]
 
-# %% ../nbs/23_official.ipynb 17
+# %% ../nbs/23_official.ipynb 18
 def _shape(sd, key, axis, what):
     if key not in sd: raise UniMDError(f"the checkpoint has no tensor {key} ({what}): it is not an official UniMD checkpoint")
     return int(sd[key].shape[axis])
@@ -113,7 +115,7 @@ def official_widths(sd: dict) -> dict:
     if n_fc > 1: w['reg_mlp_hidden'] = _shape(sd, 'reg_head.query_fcs.0.1.weight', 0, 'the query MLP')
     return w
 
-# %% ../nbs/23_official.ipynb 20
+# %% ../nbs/23_official.ipynb 21
 CONFIG_KEYS = [(r'vision\.fpn\.\d+\.(td|bu)_fuse', 'model.compat'), (r'vision\.fpn', 'model.fpn_layers / model.fpn_kernel'),
                (r'vision\.(stages|down)', 'model.convnext_depths / model.block_kernel'), (r'vision\.stem', 'model.n_stem / model.block_kernel'),
                (r'vision\.embd', 'model.n_embd_convs / model.embd_kernel'), (r'(cls|reg)_head\.(convs|norms)', 'model.head_convs / model.head_kernel'),
@@ -125,7 +127,7 @@ def config_key(name: str, shape=True) -> str:
     return next(k for pat, k in CONFIG_KEYS[0 if shape else 1:] if re.match(pat, name))
 
 
-# %% ../nbs/23_official.ipynb 22
+# %% ../nbs/23_official.ipynb 23
 def map_official(sd: dict, model: UniMD, source='checkpoint') -> dict:
     "`sd` (official names) as a state dict of `model`; UniMDError naming the first tensor that does not fit and its config key."
     want, out, drop = model.state_dict(), {}, set(unused_official(sd))
@@ -144,7 +146,7 @@ def map_official(sd: dict, model: UniMD, source='checkpoint') -> dict:
                                  f"({len(missing)} missing): check {config_key(missing[0], False)}")
     return {**out, **{k: want[k] for k in ours}}
 
-# %% ../nbs/23_official.ipynb 27
+# %% ../nbs/23_official.ipynb 28
 OFFICIAL_FIX = "give a .pth.tar released by github yingsen1/UniMD (or saved by its train_sync.py)"
 
 def read_official(path) -> dict:
@@ -160,7 +162,7 @@ def read_official(path) -> dict:
         raise UniMDError(f"{path} has no state_dict_ema or state_dict (it holds {keys}): {OFFICIAL_FIX}")
     return {k.removeprefix('module.'): v for k, v in sd.items()}
 
-# %% ../nbs/23_official.ipynb 31
+# %% ../nbs/23_official.ipynb 32
 OFFICIAL_DATASETS = {'ego4d_tad_mr': ('ego4d', 'ego4d'), 'charades_clip': ('charades', 'charades'),
                      'charades': ('charades_i3d', 'charades'), 'anet_tad_mr': ('anet', 'anet')}   # name -> (our config, section)
 
@@ -196,7 +198,7 @@ def official_yaml_config(path, sets=()) -> Config:
     cfg = update_config(load_config(ours), {'model': drop_none(model), 'data': drop_none(data)}, str(path))
     return update_config(cfg, parse_sets(sets), '--set')
 
-# %% ../nbs/23_official.ipynb 33
+# %% ../nbs/23_official.ipynb 34
 def official_config(sd: dict, config='ego4d', sets=(), source='checkpoint') -> Config:
     "The run Config of an official state dict: `config` (+ --set values), compat official, widths from the tensors."
     cfg = official_yaml_config(config, sets) if is_official_yaml(config) else load_config(config, sets)
@@ -219,7 +221,7 @@ def load_official(checkpoint, config='ego4d', sets=(), device='cpu') -> UniMD:
     model.run_config = cfg                                                          # what import_official writes
     return model.to(device).eval()
 
-# %% ../nbs/23_official.ipynb 36
+# %% ../nbs/23_official.ipynb 37
 def fixture_batch(inputs: dict) -> Batch:
     "A Batch of the official fixture inputs (inputs.pt): class queries then sentences, ground truth per query."
     B, C, n = len(inputs['video_ids']), len(inputs['class_names']), inputs['mr_queries'].shape[1]
@@ -234,7 +236,7 @@ def fixture_batch(inputs: dict) -> Batch:
                  list(inputs['video_ids']), qids, f64([0.5 * m['feat_num_frames'] / m['fps'] for m in meta]),
                  f64([m['feat_stride'] / m['fps'] for m in meta]), f64([m['duration'] for m in meta]))
 
-# %% ../nbs/23_official.ipynb 39
+# %% ../nbs/23_official.ipynb 40
 def level_errors(out, expected_eval: dict, n_classes: int) -> dict:
     "Largest relative error of each head output against the official per-level outputs: {name: [per-level error]}."
     sizes = [t.shape[1] for t in expected_eval['tad_cls_logits']]
@@ -243,24 +245,7 @@ def level_errors(out, expected_eval: dict, n_classes: int) -> dict:
     rel = lambda a, b: ((a - b).abs().max() / b.abs().max().clamp(min=1e-30)).item()
     return {k: [rel(a, b) for a, b in zip(v.split(sizes, 1), expected_eval[k])] for k, v in ours.items()}
 
-# %% ../nbs/23_official.ipynb 43
-def detection_errors(dets: list, batch: Batch, official: dict, n_classes: int) -> dict:
-    "Against the official detections JSON: count mismatches and the largest boundary (s) and score differences."
-    worst = dict(count_mismatches=0, n=0, boundary_s=0., score=0.)
-    for b, vid in enumerate(batch.vids):
-        for task, offset in (('tad', 0), ('mr', n_classes)):
-            o = official['videos'][vid][task]
-            labels, segs, scores = np.array(o['labels']), np.array(o['segments']).reshape(-1, 2), np.array(o['scores'])
-            for qi in range(len(batch.qids[b]) - n_classes if task == 'mr' else n_classes):
-                mine, sel = dets[b].get(batch.qids[b][qi + offset], []), labels == qi
-                worst['n'] += len(mine)
-                if len(mine) != sel.sum(): worst['count_mismatches'] += 1; continue
-                if not len(mine): continue
-                worst['boundary_s'] = max(worst['boundary_s'], np.abs(np.array([[m.start, m.end] for m in mine]) - segs[sel]).max())
-                worst['score'] = max(worst['score'], np.abs(np.array([m.score for m in mine]) - scores[sel]).max())
-    return worst
-
-# %% ../nbs/23_official.ipynb 46
+# %% ../nbs/23_official.ipynb 48
 def train_losses(model: UniMD, batch: Batch, bn_batch_stats=True) -> dict:
     "One train-mode forward of a copy of `model` (dropout and drop path off, fresh normaliser): its loss terms."
     import copy
@@ -272,7 +257,7 @@ def train_losses(model: UniMD, batch: Batch, bn_batch_stats=True) -> dict:
     m.criterion.normalizer.fill_(m.cfg.loss_norm_init)
     with torch.no_grad(): return m.loss(m(batch), batch)
 
-# %% ../nbs/23_official.ipynb 50
+# %% ../nbs/23_official.ipynb 52
 def output_change(model: UniMD, batch: Batch, change) -> tuple:
     "Largest relative change of the logits and distances at real steps, per video, when `change(copy)` alters a copy of `model`."
     import copy
@@ -283,14 +268,14 @@ def output_change(model: UniMD, batch: Batch, change) -> tuple:
     rel = lambda x, y, keep: ((x - y).abs() * keep).amax((1, 2)) / y.abs().amax()
     return tuple(torch.maximum(rel(b.cls_logits, a.cls_logits, real), rel(b.reg.amax(-1), a.reg.amax(-1), real)).tolist())
 
-def set_attr(kind, name, value):
-    "A change for `output_change`: set attribute `name` of every module of type `kind`."
+def set_class(old, new):
+    "A change for `output_change`: every module of class `old` becomes a `new` (same weights), one behaviour switched."
     def f(m):
         for mod in m.modules():
-            if isinstance(mod, kind): setattr(mod, name, value)
+            if type(mod) is old: mod.__class__ = new
     return f
 
-# %% ../nbs/23_official.ipynb 61
+# %% ../nbs/23_official.ipynb 63
 def import_official(checkpoint, config, out, sets=(), classes=()) -> Path:
     "Write official `checkpoint` as a unimd checkpoint at `out`, and its config beside it (out.yaml); returns the path."
     from unimd.checkpoint import save_checkpoint, code_version
@@ -320,7 +305,7 @@ def cli_import_official(argv=None) -> int:
     print(f"wrote {path} (compat: official, {len(classes)} class names) and its config {path.with_suffix('.yaml')}")
     return 0
 
-# %% ../nbs/23_official.ipynb 63
+# %% ../nbs/23_official.ipynb 65
 OFFICIAL_RESULTS = {  # the official README: checkpoint -> (config, {metric: value})
     'ego4d_mq_individual.pth.tar': ('ego4d', {'tad_mAP': 22.61, 'tad_R1@0.5': 42.82}),
     'ego4d_nlq_individual.pth.tar': ('ego4d', {'mr_R1@0.3': 13.99, 'mr_R1@0.5': 9.34}),

@@ -14,18 +14,18 @@ __all__ = ['MaskedConv1d', 'LayerNorm1d', 'drop_path', 'ConvNeXtBlock', 'Downsam
 
 # %% ../nbs/11_vision.ipynb 6
 class MaskedConv1d(nn.Module):
-    "Conv1d over real steps: input zeroed (unless `zero_input=False`, as officially) and output masked by `mask` [B, T]."
-    def __init__(self, c_in, c_out, kernel_size, stride=1, groups=1, bias=True, zero_input=True):
+    "Conv1d over real steps: input zeroed and output masked by `mask` [B, T]."
+    def __init__(self, c_in, c_out, kernel_size, stride=1, groups=1, bias=True):
         super().__init__()
         if not (stride == 1 and kernel_size % 2 == 1 or kernel_size == stride):
             raise ValueError('use an odd kernel at stride 1 ("same" padding) or kernel == stride to downsample')
-        self.stride, self.zero_input = stride, zero_input
+        self.stride = stride
         self.conv = nn.Conv1d(c_in, c_out, kernel_size, stride, kernel_size // 2 if stride == 1 else 0, groups=groups, bias=bias)
         if bias: nn.init.zeros_(self.conv.bias)
 
     def forward(self, x, mask):
         out_mask = mask[:, ::self.stride]                                    # [B, T/s]
-        if self.zero_input: x = x.masked_fill(~mask[:, None], 0.)
+        x = x.masked_fill(~mask[:, None], 0.)                                # [B, C_in, T] padding out
         y = self.conv(x)                                                     # [B, C_out, T/s]
         return y * out_mask[:, None].to(y.dtype), out_mask
 
@@ -44,9 +44,9 @@ def drop_path(x, p: float, training: bool):
 # %% ../nbs/11_vision.ipynb 14
 class ConvNeXtBlock(nn.Module):
     "1-D ConvNeXt block: masked depthwise conv, LayerNorm, MLP x4 with GELU, layer scale, drop path, residual."
-    def __init__(self, c, kernel_size=7, drop_path=0., layer_scale=1e-6, zero_input=True):
+    def __init__(self, c, kernel_size=7, drop_path=0., layer_scale=1e-6):
         super().__init__()
-        self.dwconv = MaskedConv1d(c, c, kernel_size, groups=c, zero_input=zero_input)
+        self.dwconv = MaskedConv1d(c, c, kernel_size, groups=c)
         self.norm = nn.LayerNorm(c, eps=1e-6)
         self.pw1, self.pw2 = nn.Linear(c, 4 * c), nn.Linear(4 * c, c)
         self.gamma = nn.Parameter(torch.full((c,), layer_scale))
@@ -62,16 +62,16 @@ class ConvNeXtBlock(nn.Module):
 # %% ../nbs/11_vision.ipynb 17
 class Downsample(nn.Module):
     "ConvNeXt's between-stage downsampling: LayerNorm then a kernel-2 stride-2 masked conv."
-    def __init__(self, c, zero_input=True):
+    def __init__(self, c):
         super().__init__()
-        self.norm, self.conv = LayerNorm1d(c, eps=1e-6), MaskedConv1d(c, c, 2, stride=2, zero_input=zero_input)
+        self.norm, self.conv = LayerNorm1d(c, eps=1e-6), MaskedConv1d(c, c, 2, stride=2)
     def forward(self, x, mask): return self.conv(self.norm(x), mask)
 
 # %% ../nbs/11_vision.ipynb 20
-def masked_max_pool(x, mask, kernel_size, stride=2, official=False):
-    "Max-pool over real steps only (`mask` [B, T]; `official`: over x as it is, zeros at padding); padded outputs are zero."
-    out_mask = mask[:, ::stride]
-    if not official: x = x.masked_fill(~mask[:, None], float('-inf'))
+def masked_max_pool(x, mask, kernel_size, stride=2):
+    "Max-pool over real steps only (`mask` [B, T]): padded steps count as -inf; padded outputs are zero."
+    out_mask = mask[:, ::stride]                                               # [B, T/stride]
+    x = x.masked_fill(~mask[:, None], float('-inf'))
     y = F.max_pool1d(x, kernel_size, stride, kernel_size // 2)                  # [B, C, T/stride]
     return y.masked_fill(~out_mask[:, None], 0.), out_mask
 
@@ -88,31 +88,31 @@ class FastFusion(nn.Module):
 
 # %% ../nbs/11_vision.ipynb 25
 class Lateral(nn.Module):
-    "1x1 masked conv + LayerNorm (`official`: + BatchNorm1d, padded steps not re-masked): the first BiFPN layer's inputs."
-    def __init__(self, c_in, c, official=False):
+    "1x1 masked conv + LayerNorm, re-masked: the first BiFPN layer's inputs."
+    def __init__(self, c_in, c):
         super().__init__()
-        self.official = official
-        self.conv = MaskedConv1d(c_in, c, 1, zero_input=not official)
-        self.norm = nn.BatchNorm1d(c, eps=1e-3, momentum=0.01) if official else LayerNorm1d(c)
+        self.conv, self.norm = MaskedConv1d(c_in, c, 1), LayerNorm1d(c)
     def forward(self, x, mask):
         y, _ = self.conv(x, mask)                                                   # [B, C, T]
-        return self.norm(y) if self.official else self.norm(y) * mask[:, None].to(y.dtype)
+        return self.norm(y) * mask[:, None].to(y.dtype)
 
 # %% ../nbs/11_vision.ipynb 27
 class BiFPNLayer(nn.Module):
     "One BiFPN layer over n pyramid levels: top-down then bottom-up paths of fused ConvNeXt blocks."
-    def __init__(self, c, n_levels=6, kernel_size=7, first=False, c_in=None, official=False):
+    lateral = Lateral                                                                # what the first layer's inputs go through
+    def __init__(self, c, n_levels=6, kernel_size=7, first=False, c_in=None):
         super().__init__()
-        n, self.k, self.first, self.official = n_levels, kernel_size, first, official
+        n, self.n, self.k, self.first = n_levels, n_levels, kernel_size, first
         if first:
-            self.lat = nn.ModuleList(Lateral(c_in or c, c, official) for _ in range(n))
-            self.lat2 = nn.ModuleList(Lateral(c_in or c, c, official) for _ in range(n - 2))  # bottom-up inputs, levels 1..n-2
-        self.n_td_up = n - 2 if official else n - 1                                  # bottom-up levels 1.. with a td input
-        block = lambda: ConvNeXtBlock(c, kernel_size, zero_input=not official)
+            self.lat = nn.ModuleList(self.lateral(c_in or c, c) for _ in range(n))
+            self.lat2 = nn.ModuleList(self.lateral(c_in or c, c) for _ in range(n - 2))   # bottom-up inputs, levels 1..n-2
         self.td_fuse = nn.ModuleList(FastFusion(2) for _ in range(n - 1))            # levels 0..n-2
-        self.td_block = nn.ModuleList(block() for _ in range(n - 1))
-        self.bu_fuse = nn.ModuleList(FastFusion(3 if l < self.n_td_up else 2) for l in range(1, n))
-        self.bu_block = nn.ModuleList(block() for _ in range(n - 1))
+        self.td_block = nn.ModuleList(ConvNeXtBlock(c, kernel_size) for _ in range(n - 1))
+        self.bu_fuse = nn.ModuleList(FastFusion(3 if self.has_td(l) else 2) for l in range(1, n))
+        self.bu_block = nn.ModuleList(ConvNeXtBlock(c, kernel_size) for _ in range(n - 1))
+
+    def has_td(self, l): return l < self.n - 1          # bottom-up level l also fuses its top-down node (all but the top)
+    def pool(self, x, mask): return masked_max_pool(x, mask, self.k)[0]             # [B, C, T/2]
 
     def forward(self, xs, masks):
         n = len(xs)
@@ -124,8 +124,8 @@ class BiFPNLayer(nn.Module):
             td[l], _ = self.td_block[l](F.silu(self.td_fuse[l]([ins[l], up])), masks[l])
         out = [td[0]]
         for l in range(1, n):
-            down, _ = masked_max_pool(out[-1], masks[l - 1], self.k, official=self.official)   # [B, C, T_l]
-            parts = [ins2[l], td[l], down] if l < self.n_td_up else [ins2[l], down]
+            down = self.pool(out[-1], masks[l - 1])                                      # [B, C, T_l]
+            parts = [ins2[l], td[l], down] if self.has_td(l) else [ins2[l], down]
             y, _ = self.bu_block[l - 1](F.silu(self.bu_fuse[l - 1](parts)), masks[l])
             out.append(y)
         return out, masks
@@ -133,19 +133,20 @@ class BiFPNLayer(nn.Module):
 # %% ../nbs/11_vision.ipynb 30
 class VisionEncoder(nn.Module):
     "Eq. 6: embedding convs, ConvNeXt stem, five downsampling ConvNeXt stages, BiFPN -> six levels, strides 1..32."
+    fpn_layer = BiFPNLayer
     def __init__(self, feat_dim, channels=512, embd_kernel=3, n_embd=2, n_stem=2, depths=(1, 1, 1, 1, 1),
-                 block_kernel=3, fpn_layers=3, fpn_kernel=7, drop_path=0.1, official=False):
+                 block_kernel=3, fpn_layers=3, fpn_kernel=7, drop_path=0.1):
         super().__init__()
-        c, zi = channels, not official
-        self.embd = nn.ModuleList(MaskedConv1d(feat_dim if i == 0 else c, c, embd_kernel, bias=False, zero_input=zi)
+        c = channels
+        self.embd = nn.ModuleList(MaskedConv1d(feat_dim if i == 0 else c, c, embd_kernel, bias=False)
                                   for i in range(n_embd))
         self.embd_norm = nn.ModuleList(LayerNorm1d(c) for _ in range(n_embd))
-        self.stem = nn.ModuleList(ConvNeXtBlock(c, block_kernel, zero_input=zi) for _ in range(n_stem))
+        self.stem = nn.ModuleList(ConvNeXtBlock(c, block_kernel) for _ in range(n_stem))
         dp = torch.linspace(0, drop_path, sum(depths), device='cpu').tolist()          # deeper blocks drop more often
-        self.stages = nn.ModuleList(nn.ModuleList(ConvNeXtBlock(c, block_kernel, dp.pop(0), zero_input=zi) for _ in range(d))
+        self.stages = nn.ModuleList(nn.ModuleList(ConvNeXtBlock(c, block_kernel, dp.pop(0)) for _ in range(d))
                                     for d in depths)
-        self.down = nn.ModuleList(Downsample(c, zi) for _ in depths)
-        self.fpn = nn.ModuleList(BiFPNLayer(c, len(depths) + 1, fpn_kernel, first=i == 0, official=official)
+        self.down = nn.ModuleList(Downsample(c) for _ in depths)
+        self.fpn = nn.ModuleList(self.fpn_layer(c, len(depths) + 1, fpn_kernel, first=i == 0)
                                  for i in range(fpn_layers))
         self.strides = [2 ** i for i in range(len(depths) + 1)]
 
@@ -174,7 +175,7 @@ def pad_video(x, T, fill=0.):
     D, n = x.shape
     return torch.cat([x, x.new_full((D, T - n), fill)], 1), torch.arange(T) < n
 
-# %% ../nbs/11_vision.ipynb 41
+# %% ../nbs/11_vision.ipynb 39
 def n_params(m: nn.Module) -> int:
     "Number of parameters of a module."
     return sum(p.numel() for p in m.parameters())
