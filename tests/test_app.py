@@ -1,5 +1,5 @@
 "The demo web app (Gradio): its logic, the guard in front of it (Host, Origin, sizes), the Space, and the page in headless Chromium."
-import io, json, os, shutil, socket, struct, subprocess, sys, time, urllib.error, urllib.request
+import io, json, os, shutil, signal, socket, struct, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import numpy as np
 import pytest
@@ -202,6 +202,30 @@ def test_core_install_does_not_need_gradio(tmp_path):
     out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == "unimd app: error: `unimd app` needs Gradio (gradio is not installed): pip install 'unimd[app]'"
+
+
+def test_cli_serves_then_sigterm_removes_uploads(setup, tmp_path):
+    "`unimd app` in its own process: its uploads go to one folder of its own, gone after SIGTERM; a busy port is one line."
+    d, _, _ = setup
+    env = {**os.environ, 'TMPDIR': str(tmp_path), 'PYTHONPATH': str(ROOT)}
+    cmd = [sys.executable, '-c', 'import sys; from unimd.cli import main; sys.exit(main())', 'app', '--checkpoint', str(d / 'run' / 'checkpoint.pt'), '--device', 'cpu']
+    p = subprocess.Popen(cmd + ['--port', '0'], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = p.stdout.readline().split(' at ')[1].split()[0]
+        form = b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.npy"\r\n\r\nabc\r\n--b--\r\n'
+        code, body = call(url, '/gradio_api/upload', form, {'Content-Type': 'multipart/form-data; boundary=b'})
+        [up] = tmp_path.glob('unimd-app-*')
+        assert code == 200 and Path(json.loads(body)[0]).is_relative_to(up)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None: p.kill(); p.wait()
+    assert list(tmp_path.glob('unimd-app-*')) == []
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); s.listen(1)
+        out = subprocess.run(cmd + ['--port', str(s.getsockname()[1])], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and '--port' in out.stderr, out.stderr
+    assert list(tmp_path.glob('unimd-app-*')) == []
 
 
 def free_port():

@@ -4,7 +4,7 @@
 
 # %% ../nbs/32_app.ipynb 2
 from __future__ import annotations
-import argparse, io, os, shutil, signal, tempfile, threading, time
+import argparse, io, os, shutil, signal, socket, tempfile, threading, time
 from pathlib import Path
 from urllib.parse import urlsplit
 from .core import UniMDError
@@ -32,13 +32,13 @@ def list_sources(data_dir, uploads=None) -> dict:
     "{name shown in the page: path}: feature/video files under data_dir (no link leading out of it), then `uploads`."
     out = {}
     if data_dir is not None:
-        root = Path(data_dir).resolve()
-        for folder, dirs, files in sorted(os.walk(root)):              # os.walk does not enter linked folders
+        top = Path(data_dir); root = top.resolve()
+        for folder, dirs, files in sorted(os.walk(top)):               # os.walk does not enter linked folders
             dirs[:] = [x for x in dirs if not x.startswith('.')]
             for f in sorted(files):
                 p = Path(folder) / f
                 if f.startswith('.') or p.suffix.lower() not in SOURCE_EXTS or not p.resolve().is_relative_to(root): continue
-                if p.resolve().is_file(): out[p.relative_to(root).as_posix()] = p
+                if p.resolve().is_file(): out[p.relative_to(top).as_posix()] = p
     out.update({k: Path(v) for k, v in (uploads or {}).items()})
     return out
 
@@ -256,18 +256,22 @@ def serve(app: DemoApp, host='127.0.0.1', port=8765, origins=(), max_upload_mb=2
     import uvicorn
     cfg = uvicorn.Config(web_app(app, host, origins, max_upload_mb), host=host, port=port, log_level='warning' if quiet else 'info',
                          timeout_keep_alive=5, backlog=2048, limit_concurrency=512, h11_max_incomplete_event_size=64 * 1024)
+    sock = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try: sock.bind((host, port))                                     # bound here: a busy port is one line, not a log
+    except OSError as e: sock.close(); raise UniMDError(f"cannot listen on {host}:{port} ({e.strerror}): choose another --port") from None
     server = uvicorn.Server(cfg)
-    server.thread = threading.Thread(target=server.run, daemon=True)
+    server.thread = threading.Thread(target=server.run, kwargs=dict(sockets=[sock]), daemon=True)
     server.thread.start()
     while not server.started:
-        if not server.thread.is_alive(): raise UniMDError(f"cannot listen on {host}:{port}: choose another --port")
+        if not server.thread.is_alive(): raise UniMDError(f"the server on {host}:{port} stopped while starting: run again with --verbose")
         time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    return server, f"http://{'[' + host + ']' if ':' in host else host}:{sock.getsockname()[1]}/"
 
 def stop(server):
-    "Stop a server started by `serve` and wait for it."
+    "Stop a server started by `serve` (or `launch`), wait for it, and remove its upload folder if it has one."
     server.should_exit = True; server.thread.join(timeout=30)
+    if getattr(server, 'upload_dir', None): shutil.rmtree(server.upload_dir, ignore_errors=True)
 
 # %% ../nbs/32_app.ipynb 33
 def app_parser():
@@ -286,7 +290,10 @@ def launch(checkpoint, data=None, host='127.0.0.1', port=8765, device=None, max_
     "Load the checkpoint and serve it in a background thread -> (server, url, app)."
     require_gradio()
     app = DemoApp(Predictor.load(checkpoint, device=device), data)
-    server, url = serve(app, host, port, origins, max_upload_mb, quiet)
+    up = os.environ['GRADIO_TEMP_DIR'] = tempfile.mkdtemp(prefix='unimd-app-')   # this process's uploads, removed by stop()
+    try: server, url = serve(app, host, port, origins, max_upload_mb, quiet)
+    except BaseException: shutil.rmtree(up, ignore_errors=True); raise
+    server.upload_dir = up
     return server, url, app
 
 def _interrupt(signum, frame): raise KeyboardInterrupt
