@@ -157,10 +157,11 @@ def test_bad_requests_answered_not_crashed(running):
     with socket.create_connection((host, int(port)), timeout=10) as s:               # a body too large for a call: refused unread
         s.sendall(f'POST /gradio_api/queue/join HTTP/1.1\r\nHost: {host}\r\nContent-Length: {2 << 20}\r\n\r\n'.encode())
         assert s.recv(100).startswith(b'HTTP/1.1 413')
-    half = [socket.create_connection((host, int(port)), timeout=10) for _ in range(50)]   # half-sent requests hold no thread
+    half = [socket.create_connection((host, int(port)), timeout=30) for _ in range(50)]   # half-sent requests hold no thread
     try:
         for s in half: s.sendall(b'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n')
         assert call(url, '/')[0] == 200
+        assert all(s.recv(1) == b'' for s in half)                      # and are closed after HEADER_TIMEOUT seconds
     finally:
         for s in half: s.close()
 

@@ -13,9 +13,10 @@ from .predictor import Predictor, plot_detections
 
 # %% auto 0
 __all__ = ['VIDEO_EXTS', 'SOURCE_EXTS', 'UPLOAD', 'MAX_QUERIES', 'MAX_QUERY_CHARS', 'MAX_TOP_K', 'MAX_PLOTTED', 'LOCAL_NAMES',
-           'MAX_BODY', 'SEEK_JS', 'safe_name', 'list_sources', 'parse_query_lines', 'check_top_k', 'figure_png',
-           'DemoApp', 'detect', 'add_upload', 'is_local', 'host_name', 'refusal', 'Guard', 'require_gradio',
-           'build_blocks', 'web_app', 'serve', 'stop', 'app_parser', 'launch', 'cli_app']
+           'MAX_BODY', 'SEEK_JS', 'HEADER_TIMEOUT', 'safe_name', 'list_sources', 'parse_query_lines', 'check_top_k',
+           'figure_png', 'DemoApp', 'detect', 'add_upload', 'is_local', 'host_name', 'refusal', 'Guard',
+           'require_gradio', 'build_blocks', 'web_app', 'slow_client_protocol', 'serve', 'stop', 'app_parser', 'launch',
+           'cli_app']
 
 # %% ../nbs/32_app.ipynb 5
 VIDEO_EXTS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv', '.3gp')
@@ -251,11 +252,27 @@ def web_app(app: DemoApp, host='127.0.0.1', origins=(), max_upload_mb=2048):
                                footer_links=['api', 'gradio'], run_history=False)
     return Guard(root, hosts=LOCAL_NAMES if is_local(host) else None, origins=tuple(origins))
 
+HEADER_TIMEOUT = 10
+
+def slow_client_protocol(timeout=HEADER_TIMEOUT):
+    "uvicorn's HTTP/1.1 protocol, closing a connection that has not sent a whole request head `timeout` s after opening or answering."
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    class Protocol(H11Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport); self.loop.call_later(timeout, self.drop_if_idle)
+        def on_response_complete(self):
+            super().on_response_complete(); self.loop.call_later(timeout, self.drop_if_idle)
+        def drop_if_idle(self):
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing(): self.transport.close()
+    return Protocol
+
 def serve(app: DemoApp, host='127.0.0.1', port=8765, origins=(), max_upload_mb=2048, quiet=True):
     "Serve with uvicorn in a background thread -> (server, url). Stop it with `stop(server)`."
     import uvicorn
     cfg = uvicorn.Config(web_app(app, host, origins, max_upload_mb), host=host, port=port, log_level='warning' if quiet else 'info',
-                         timeout_keep_alive=5, backlog=2048, limit_concurrency=512, h11_max_incomplete_event_size=64 * 1024)
+                         timeout_keep_alive=5, backlog=2048, limit_concurrency=512, h11_max_incomplete_event_size=64 * 1024,
+                         http=slow_client_protocol())
     sock = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try: sock.bind((host, port))                                     # bound here: a busy port is one line, not a log
