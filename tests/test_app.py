@@ -148,6 +148,13 @@ def test_foreign_host_and_other_origins_refused(running):
     assert code == 200 and json.loads(body)[0].endswith('a.npy')
 
 
+def test_file_route_serves_nothing_it_does_not_offer(running, setup):
+    url, _ = running
+    d, _, vids = setup
+    for f in [d / 'feats' / 'link.npy', d / 'secret.npy', d / 'feats' / f'{vids[0]}.npy', ROOT / 'settings.ini', Path('/etc/passwd')]:
+        assert call(url, f'/gradio_api/file={f}')[0] == 403, f
+
+
 def test_bad_requests_answered_not_crashed(running):
     url, _ = running
     host, port = url[len('http://'):].rstrip('/').split(':')
@@ -233,23 +240,27 @@ def free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
-def test_space_runs_locally(setup, tmp_path):
-    "space/: its README is a Space card (sdk: gradio), its requirements name unimd[app], and app.py serves the page."
-    d, world, vids = setup
+def test_space_runs_locally(tmp_path):
+    "space/: its README is a Space card (sdk: gradio), its requirements name unimd[app], and app.py serves the demo's model."
     card = (ROOT / 'space' / 'README.md').read_text()
     front = card.split('---')[1]
     assert 'sdk: gradio' in front and 'app_file: app.py' in front and 'sdk_version: 6.' in front
     assert 'unimd[app]' in (ROOT / 'space' / 'requirements.txt').read_text()
     port = free_port()
-    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'GRADIO_SERVER_PORT': str(port), 'UNIMD_SPACE_CHECKPOINT': str(d / 'run' / 'checkpoint.pt'),
-           'UNIMD_SPACE_DATA': str(d / 'feats')}
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'GRADIO_SERVER_PORT': str(port), 'UNIMD_SPACE_DIR': str(tmp_path / 'space'),
+           'UNIMD_SPACE_STEPS': '2'}                                    # the demo's model, trained for 2 steps only
     p = subprocess.Popen([sys.executable, 'app.py'], cwd=ROOT / 'space', env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = p.stdout.readline()
         assert f'at http://127.0.0.1:{port}/' in line, line + p.stdout.read() if p.poll() is not None else line
-        code, page = call(f'http://127.0.0.1:{port}/', '/')
+        url = f'http://127.0.0.1:{port}/'
+        code, page = call(url, '/')
         assert code == 200 and b'UniMD' in page
-        assert call(f'http://127.0.0.1:{port}/', '/', headers={'Host': 'evil.example'})[0] == 400
+        assert call(url, '/', headers={'Host': 'evil.example'})[0] == 400
+        feats = sorted(os.listdir(tmp_path / 'space' / 'data'))
+        assert len(feats) == 6
+        status = client(url).predict(feats[0], 'a person opens the door', 2, api_name='/detect')[0]
+        assert status.startswith(f'2 moments in {feats[0]}')
     finally:
         p.terminate(); p.wait(timeout=60)
 
