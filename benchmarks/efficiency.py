@@ -133,7 +133,7 @@ def channels_last_depthwise(self, x, mask):
     "MaskedConv1d.forward with the depthwise case as a channels-last conv2d (oneDNN's depthwise kernel); else as before."
     c = self.conv
     if c.groups == 1 or c.groups != c.in_channels or self.stride != 1: return ORIGINAL_FORWARD(self, x, mask)
-    if self.zero_input: x = x.masked_fill(~mask[:, None], 0.)
+    x = x.masked_fill(~mask[:, None], 0.)
     x4 = x[:, :, None].contiguous(memory_format=torch.channels_last)               # [B, C, 1, T] stored as [B, T, C]
     y = F.conv2d(x4, c.weight[:, :, None], c.bias, padding=(0, c.padding[0]), groups=c.groups)[:, :, 0]  # [B, C, T]
     return y * mask[:, None].to(y.dtype), mask

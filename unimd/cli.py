@@ -18,7 +18,7 @@ COMMANDS = {
     'train':    ('unimd.train', 'train a UniMD model from a config'),
     'extract':  ('unimd.extract', 'CLIP image features of video files, one .npy [T, D] per video (for training and prediction)'),
     'predict':  ('unimd.predictor', 'ranked moments for class names and sentences (default: every class) in one video or feature file'),
-    'app':      ('unimd.app', 'a local web page to try a checkpoint on your videos and queries'),
+    'app':      ('unimd.app', 'a web page (Gradio) to try a checkpoint on your videos and queries'),
     'check':    ('unimd.check', 'check a downloaded feature folder (ids, shapes, widths, lengths, NaNs) before training'),
     'export':   ('unimd.formats', "predictions as ActivityNet JSON, Moment-DETR JSONL or Ego4D MQ/NLQ challenge files"),
     'export-pretrained': ('unimd.pretrained', 'a run as a pretrained folder: config.json, model.safetensors, a model card with the feature spec'),
