@@ -14,7 +14,7 @@ LAYERS = [
     ('model', {'text', 'vision', 'heads', 'assign', 'losses', 'decode', 'model'}),
     ('run', {'config', 'checkpoint', 'splits', 'hub_format'}),
     ('fit', {'sampler', 'train'}),
-    ('use', {'predictor', 'app', 'extract', 'official', 'official_train', 'pretrained', 'dataset', 'formats', 'check',
+    ('use', {'predictor', 'app', 'extract', 'official', 'official_model', 'official_train', 'pretrained', 'dataset', 'formats', 'check',
              'demo', 'ablation', 'at_work'}),
     ('cli', {'cli'}),
 ]

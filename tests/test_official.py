@@ -239,7 +239,7 @@ def test_predictor_feeds_features_as_the_official_checkpoint_expects(tmp_path):
     "Predictor on an imported official checkpoint with data.l2_features: the top detections of official_predict; without it, others."
     from unimd.predictor import Predictor
     from unimd.splits import load_split
-    from unimd.text import get_encoder
+    from unimd.splits import text_encoder
     E = FIX / 'data' / 'ego4d'
     sets = SMALL_SETS + ['model.text_encoder=hash', 'data.fps=30', 'data.feat_stride=16', f'data.features={E / "features"}',
                          f'data.tad_file={E / "mq_annotations.json"}', f'data.mr_file={E / "nlq_annotations.json"}']
@@ -253,7 +253,7 @@ def test_predictor_feeds_features_as_the_official_checkpoint_expects(tmp_path):
             df = p.encode(E / 'features' / f'{vid}.npy', duration=video.duration).detect(split.classes + texts, top_k=3)
             top[l2, vid] = {(r.query, r.rank): (r.start, r.end, r.score) for r in df.itertuples()}
     model = off.load_official(CKPT, 'ego4d', sets)
-    preds = off.official_predict(model, split, get_encoder(model.cfg, model.run_config.data, split.classes), ('tad', 'mr'))
+    preds = off.official_predict(model, split, text_encoder(model.cfg, model.run_config.data, split.classes), ('tad', 'mr'))
     for vid, video in split.videos.items():
         names = {**{c: c for c in split.classes}, **{s.qid: s.text for s in video.sentences}}
         full = {names[q]: [(m.score, m.start, m.end) for m in ms] for task in preds for q, ms in preds[task].get(vid, {}).items()}

@@ -8,7 +8,7 @@ import os, signal, subprocess, sys, threading, zipfile
 from pathlib import Path
 import torch
 from .core import UniMDError
-from .data import atomic_file
+from .core import atomic_file
 from .config import Config, update_config, config_dict, check_same_config
 from .model import UniMD
 from .features import open_regular, zip_members

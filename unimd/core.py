@@ -4,12 +4,15 @@
 
 # %% ../nbs/00_core.ipynb 2
 from __future__ import annotations
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+import os, tempfile
+from pathlib import Path
 import numpy as np
 
 # %% auto 0
 __all__ = ['TAD', 'MR', 'TASKS', 'UniMDError', 'Moment', 'Query', 'Action', 'Sentence', 'Video', 'segment_iou', 'Batch',
-           'plot_timeline']
+           'plot_timeline', 'current_umask', 'atomic_file']
 
 # %% ../nbs/00_core.ipynb 5
 TAD, MR = 'tad', 'mr'
@@ -132,3 +135,24 @@ def plot_timeline(video, ax=None, predictions=None):
     ax.set_xlim(0, video.duration); ax.invert_yaxis(); ax.set_xlabel('seconds')
     ax.set_title(f'{video.vid}: {len(video.actions)} TAD actions (blue), {len(video.sentences)} MR sentences (orange)')
     return ax
+
+# %% ../nbs/00_core.ipynb 30
+def current_umask() -> int:
+    "The process umask, read from /proc where it can be (os.umask can only read it by setting it)."
+    try: return int(next(l for l in open('/proc/self/status') if l.startswith('Umask:')).split()[1], 8)
+    except (OSError, StopIteration): u = os.umask(0o022); os.umask(u); return u
+
+# %% ../nbs/00_core.ipynb 32
+@contextmanager
+def atomic_file(path, mode='wb'):
+    "Open a temporary file beside `path` for writing; it replaces `path` only if the block finishes (never half a file)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')   # same folder: rename is atomic
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush(); os.fsync(f.fileno())   # the bytes are on disk before the name points at them
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp made it 0600: give the mode open() would give
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp): os.remove(tmp)

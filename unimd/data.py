@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 import numpy as np
-from .core import TAD, MR, UniMDError, Action, Sentence, Video
+from .core import TAD, MR, UniMDError, Action, Sentence, Video, atomic_file, current_umask   # atomic_file: 00_core
 
 # %% auto 0
 __all__ = ['SOURCES', 'ANET_SPLITS', 'ANET_CAPTION_FILES', 'EGO4D_SPLITS', 'QVH_FILES', 'data_root', 'find_file', 'fix_segment',
            'load_json', 'charades_classes', 'read_charades', 'read_charades_sta', 'duplicate_sentences',
            'relative_lengths', 'anet_vid', 'anet_classes', 'read_anet', 'read_anet_captions', 'read_captions_file',
            'merge_videos', 'task_index', 'ego4d_mq_classes', 'read_ego4d_mq', 'read_ego4d_nlq', 'read_mr_jsonl',
-           'read_qvhighlights', 'current_umask', 'atomic_file']
+           'read_qvhighlights']
 
 # %% ../nbs/01_data.ipynb 7
 def data_root() -> Path:
@@ -344,24 +344,3 @@ def read_qvhighlights(split, root=None):
     names = QVH_FILES[split]
     name = next((n for n in names if Path(root if root is not None else data_root(), 'qvhighlights', n).is_file()), names[-1])
     return read_mr_jsonl(find_file(root, 'qvhighlights', name), split)
-
-# %% ../nbs/01_data.ipynb 84
-def current_umask() -> int:
-    "The process umask, read from /proc where it can be (os.umask can only read it by setting it)."
-    try: return int(next(l for l in open('/proc/self/status') if l.startswith('Umask:')).split()[1], 8)
-    except (OSError, StopIteration): u = os.umask(0o022); os.umask(u); return u
-
-# %% ../nbs/01_data.ipynb 86
-@contextmanager
-def atomic_file(path, mode='wb'):
-    "Open a temporary file beside `path` for writing; it replaces `path` only if the block finishes (never half a file)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')   # same folder: rename is atomic
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush(); os.fsync(f.fileno())   # the bytes are on disk before the name points at them
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp made it 0600: give the mode open() would give
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)

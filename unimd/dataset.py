@@ -9,13 +9,16 @@ from pathlib import Path
 import numpy as np
 import yaml
 from .core import UniMDError, Action, Sentence, Video
-from .data import atomic_file, fix_segment, merge_videos, read_mr_jsonl
+from .core import atomic_file
+from .data import fix_segment, merge_videos, read_mr_jsonl
 from .interchange import read_tad_json, write_tad_json, write_mr_jsonl
 from .features import FeatureGrid, load_features, round_up, FEATURE_EXTS, check_output
+from .interchange import read_custom       # the folder this command writes, read back (01b)
+
 
 # %% auto 0
 __all__ = ['SPLIT_NAMES', 'OUTPUTS', 'check_row', 'read_rows', 'video_duration', 'video_ids', 'assign_splits', 'build_videos',
-           'class_names', 'write_dataset', 'read_custom', 'dataset_config', 'dataset_parser', 'cli_dataset']
+           'class_names', 'write_dataset', 'dataset_config', 'dataset_parser', 'cli_dataset']
 
 # %% ../nbs/34_own_dataset.ipynb 9
 SPLIT_NAMES = {'train': 'train', 'training': 'train', 'test': 'test', 'testing': 'test', 'val': 'test', 'validation': 'test'}
@@ -135,16 +138,6 @@ def write_dataset(videos: dict, classes: list, out) -> list:
         paths += [write_tad_json(vs, out / f'{split}_tad.json'), write_mr_jsonl(vs, out / f'{split}_mr.jsonl')]
     with atomic_file(out / 'classes.txt', 'w') as f: f.write(''.join(c + '\n' for c in classes))
     return paths + [out / 'classes.txt']
-
-def read_custom(folder, split: str) -> tuple:
-    "(videos, classes) of split 'train' or 'test' of a folder written by `unimd dataset`."
-    folder = Path(folder or '.')
-    need = [folder / f'{split}_tad.json', folder / f'{split}_mr.jsonl', folder / 'classes.txt']
-    if not all(p.is_file() for p in need):
-        raise UniMDError(f"data.annotations {folder} lacks {', '.join(p.name for p in need if not p.is_file())}: "
-                         f"point it at the folder `unimd dataset` wrote")
-    classes = [l.strip() for l in (folder / 'classes.txt').read_text().splitlines() if l.strip()]
-    return merge_videos(read_tad_json(need[0]), read_mr_jsonl(need[1], split)), classes
 
 # %% ../nbs/34_own_dataset.ipynb 25
 def dataset_config(out, features, classes: list, durations: dict, text_encoder='minilm') -> dict:

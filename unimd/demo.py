@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import TAD, MR, TASKS, UniMDError, Moment
-from .data import atomic_file
+from .core import atomic_file
 from .interchange import write_tad_json, write_mr_jsonl
 from .features import save_features
 from .synthetic import make_world

@@ -11,15 +11,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import UniMDError
-from .data import atomic_file
-from .features import FeatureGrid, save_features, load_features, open_regular
+from .core import atomic_file
+from .features import FeatureGrid, save_features, load_features, open_regular, META_FILE, read_feature_meta, feature_grid
 from .text import ClipTextEncoder, hf_hub_cache, hf_offline, clip_weights_missing
 
 # %% auto 0
-__all__ = ['CHARADES_CLIP_GRID', 'VIDEO_EXTS', 'META_FILE', 'check_long_enough', 'import_av', 'VideoReader', 'make_test_video',
-           'gray_ramp', 'clip_preprocess', 'default_device', 'pick_device', 'ClipImageEncoder', 'advance',
-           'extract_features', 'read_feature_meta', 'feature_grid', 'check_feature_meta', 'write_feature_meta',
-           'extractor_meta', 'extract_video', 'find_videos', 'extract_parser', 'cli_extract']
+__all__ = ['CHARADES_CLIP_GRID', 'VIDEO_EXTS', 'check_long_enough', 'import_av', 'VideoReader', 'make_test_video', 'gray_ramp',
+           'clip_preprocess', 'default_device', 'pick_device', 'ClipImageEncoder', 'random_clip', 'advance',
+           'extract_features', 'check_feature_meta', 'write_feature_meta', 'extractor_meta', 'extract_video',
+           'find_videos', 'extract_parser', 'cli_extract']
 
 # %% ../nbs/30_extract.ipynb 6
 CHARADES_CLIP_GRID = FeatureGrid(fps=24.0, stride=4, frames_per_clip=16)
@@ -197,7 +197,14 @@ class ClipImageEncoder(ClipTextEncoder):
                 out.append(self._model.encode_image(x).float().cpu())        # [n, dim]
         return torch.cat(out) if out else torch.zeros(0, self.dim)
 
-# %% ../nbs/30_extract.ipynb 29
+# %% ../nbs/30_extract.ipynb 30
+def random_clip(model='ViT-B-32-quickgelu', device='cpu', seed=0):
+    "A CLIP image encoder with random weights drawn from `seed`: the same 'random' extractor in every process."
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ClipImageEncoder(model, None, device=device)
+
+# %% ../nbs/30_extract.ipynb 32
 def advance(bar, n):
     "Move a progress bar by n, never past its total (the container's duration can over-count the last steps)."
     bar.update(n if bar.total is None else max(0, min(n, bar.total - bar.n)))
@@ -220,21 +227,7 @@ def extract_features(path, encoder, grid=CHARADES_CLIP_GRID, batch_size=64, norm
     if normalize: x = F.normalize(x, dim=-1)
     return x.numpy().astype(np.float32)
 
-# %% ../nbs/30_extract.ipynb 34
-META_FILE = 'features.json'
-
-def read_feature_meta(folder):
-    "The `features.json` of a feature folder as a dict (None if there is none)."
-    p = Path(folder) / META_FILE
-    if not p.is_file(): return None
-    try: return json.loads(p.read_text())
-    except (OSError, ValueError) as e: raise UniMDError(f"{p} is not valid JSON ({e}): delete it and extract again") from None
-
-def feature_grid(folder):
-    "The FeatureGrid recorded in a feature folder's `features.json` (None if there is none)."
-    m = read_feature_meta(folder)
-    return None if m is None else FeatureGrid(m['fps'], m['stride'], m['frames_per_clip'])
-
+# %% ../nbs/30_extract.ipynb 37
 def check_feature_meta(folder, meta):
     "Refuse a folder whose features.json describes another extractor or grid than `meta`; returns the old meta or None."
     old, keys = read_feature_meta(folder), ('extractor', 'dim', 'fps', 'stride', 'frames_per_clip', 'normalize')
@@ -251,7 +244,7 @@ def write_feature_meta(folder, meta):
     with atomic_file(folder / META_FILE, 'w') as f: json.dump(meta, f, indent=1)
     return folder / META_FILE
 
-# %% ../nbs/30_extract.ipynb 36
+# %% ../nbs/30_extract.ipynb 39
 def extractor_meta(encoder, grid, normalize=False):
     "What `features.json` records about features made by `encoder` on `grid`."
     return dict(extractor=encoder.name, dim=int(encoder.dim), fps=float(grid.fps), stride=int(grid.stride),
@@ -268,7 +261,7 @@ def extract_video(path, folder, encoder, grid=CHARADES_CLIP_GRID, vid=None, over
     write_feature_meta(folder, meta)
     return save_features(folder, vid, x)
 
-# %% ../nbs/30_extract.ipynb 41
+# %% ../nbs/30_extract.ipynb 44
 def find_videos(paths):
     "Video files among `paths` (files, or folders searched for VIDEO_EXTS), with unique stems."
     out = []
@@ -306,7 +299,6 @@ def cli_extract(argv, encoder=None) -> int:
     grid = FeatureGrid(a.fps, a.stride, a.frames_per_clip)
     if a.device is not None: a.device = str(pick_device(a.device))   # a bad --device is one line before any model loads
     if encoder is None and a.pretrained == 'random':             # seeded: 'random' is one extractor in every process
-        from unimd.pretrained import random_clip
         encoder = random_clip(a.model, a.device or 'cpu')
     enc = encoder or ClipImageEncoder(a.model, a.pretrained, a.device, a.batch_size)
     failed = []

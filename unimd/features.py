@@ -4,18 +4,19 @@
 
 # %% ../nbs/03_features.ipynb 2
 from __future__ import annotations
-import math, os, re, stat, zipfile, zlib
+import json, math, os, re, stat, zipfile, zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 import torch
 from .core import TAD, MR, UniMDError, Query, Video, Batch
-from .data import atomic_file
+from .core import atomic_file
 
 # %% auto 0
-__all__ = ['FEATURE_EXTS', 'MAX_RATIO', 'FeatureGrid', 'feature_file', 'open_regular', 'zip_members', 'feature_keys',
+__all__ = ['FEATURE_EXTS', 'MAX_RATIO', 'META_FILE', 'FeatureGrid', 'feature_file', 'open_regular', 'zip_members', 'feature_keys',
            'check_features', 'load_features', 'save_features', 'check_output', 'resample', 'concat_features',
-           'crop_length', 'kept_fraction', 'random_crop', 'VideoItem', 'round_up', 'collate', 'plot_features']
+           'crop_length', 'kept_fraction', 'random_crop', 'VideoItem', 'round_up', 'collate', 'plot_features',
+           'read_feature_meta', 'feature_grid']
 
 # %% ../nbs/03_features.ipynb 5
 @dataclass(frozen=True)
@@ -381,3 +382,18 @@ def plot_features(feats, segments=(), labels=(), ax=None, title='', max_dims=64)
     if any(l is not None for l in labels): ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))
     ax.set_title(title, fontsize=9)
     return ax
+
+# %% ../nbs/03_features.ipynb 45
+META_FILE = 'features.json'
+
+def read_feature_meta(folder):
+    "The `features.json` of a feature folder as a dict (None if there is none)."
+    p = Path(folder) / META_FILE
+    if not p.is_file(): return None
+    try: return json.loads(p.read_text())
+    except (OSError, ValueError) as e: raise UniMDError(f"{p} is not valid JSON ({e}): delete it and extract again") from None
+
+def feature_grid(folder):
+    "The FeatureGrid recorded in a feature folder's `features.json` (None if there is none)."
+    m = read_feature_meta(folder)
+    return None if m is None else FeatureGrid(m['fps'], m['stride'], m['frames_per_clip'])

@@ -8,7 +8,7 @@ import argparse, json, math
 import numpy as np
 from pathlib import Path
 from .core import UniMDError, Moment, TAD, MR
-from .data import atomic_file
+from .core import atomic_file
 from .features import open_regular, check_output
 from .evaluate_cli import MQ_CHALLENGE, NLQ_CHALLENGE, nlq_prediction_lines   # the evaluator reads; this room writes
 

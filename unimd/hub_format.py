@@ -13,7 +13,7 @@ from .config import Config, update_config, config_dict
 from .checkpoint import load_checkpoint, load_trained, code_version
 from .splits import data_grid
 from .model import UniMD, HUB_CARD
-from .extract import read_feature_meta, META_FILE
+from .features import read_feature_meta, META_FILE
 
 # %% auto 0
 __all__ = ['SPEC_KEYS', 'CONFIG_FILE', 'WEIGHTS_FILE', 'CARD_FILE', 'HUB_DATASETS', 'config_spec', 'spec_mismatch',

@@ -6,12 +6,13 @@
 from __future__ import annotations
 import json
 from pathlib import Path
-from .core import Action, Moment, Video
-from .data import _bad, _field, atomic_file, fix_segment, load_json
+from .core import UniMDError, Action, Moment, Video
+from .core import atomic_file
+from .data import _bad, _field, fix_segment, load_json, merge_videos, read_mr_jsonl
 
 # %% auto 0
 __all__ = ['write_tad_json', 'write_mr_jsonl', 'write_tad_predictions', 'write_mr_predictions', 'read_tad_json',
-           'read_tad_predictions', 'read_mr_predictions']
+           'read_tad_predictions', 'read_mr_predictions', 'read_custom']
 
 # %% ../nbs/01b_interchange.ipynb 4
 def _write_lines(lines, path):
@@ -91,3 +92,14 @@ def read_mr_predictions(path):
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             raise _bad(path, i, line, f'expected {{"qid", "pred_relevant_windows": [[s, e, score], ...]}} ({type(e).__name__})') from None
     return out
+
+# %% ../nbs/01b_interchange.ipynb 19
+def read_custom(folder, split: str) -> tuple:
+    "(videos, classes) of split 'train' or 'test' of a folder written by `unimd dataset`."
+    folder = Path(folder or '.')
+    need = [folder / f'{split}_tad.json', folder / f'{split}_mr.jsonl', folder / 'classes.txt']
+    if not all(p.is_file() for p in need):
+        raise UniMDError(f"data.annotations {folder} lacks {', '.join(p.name for p in need if not p.is_file())}: "
+                         f"point it at the folder `unimd dataset` wrote")
+    classes = [l.strip() for l in (folder / 'classes.txt').read_text().splitlines() if l.strip()]
+    return merge_videos(read_tad_json(need[0]), read_mr_jsonl(need[1], split)), classes

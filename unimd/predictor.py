@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import torch
 from .core import TAD, MR, UniMDError, Moment, Query, Video, Batch, segment_iou
-from .data import atomic_file
+from .core import atomic_file
 from .features import FeatureGrid, load_features, round_up, FEATURE_EXTS
 from .model import UniMD, Outputs
 from .assign import make_points
 from .config import Config, update_config
 from .checkpoint import load_trained
 from .text import get_encoder
+from .splits import text_encoder
 from .splits import data_grid
 from .released import official_features
 from .extract import pick_device
@@ -110,7 +111,7 @@ class Predictor:
         "A Predictor from a checkpoint written by `unimd train` (EMA weights, its grid, text encoder and classes)."
         from unimd.pretrained import config_spec
         model, cfg, classes = load_trained(path, weights)
-        return cls(model, get_encoder(cfg.model, cfg.data, classes), data_grid(cfg.data), classes, device=device, source=str(path),
+        return cls(model, text_encoder(cfg.model, cfg.data, classes), data_grid(cfg.data), classes, device=device, source=str(path),
                    spec=config_spec(cfg), l2_features=cfg.data.l2_features, **kwargs)
 
     @classmethod
@@ -118,7 +119,7 @@ class Predictor:
         "A Predictor from a pretrained folder or hub id (`unimd.pretrained`): weights, grid, text encoder, classes, feature spec."
         from unimd.pretrained import from_pretrained
         pt = from_pretrained(name)
-        return cls(pt.model, get_encoder(pt.cfg.model, pt.cfg.data, pt.classes), data_grid(pt.cfg.data), pt.classes, device=device, source=str(name),
+        return cls(pt.model, text_encoder(pt.cfg.model, pt.cfg.data, pt.classes), data_grid(pt.cfg.data), pt.classes, device=device, source=str(name),
                    spec=pt.spec, l2_features=pt.cfg.data.l2_features, **kwargs)
 
     @classmethod

@@ -16,10 +16,12 @@ from .splits import data_grid
 from .model import UniMD, HUB_CARD
 from .hub_format import (SPEC_KEYS, config_spec, spec_mismatch, check_feature_spec, CONFIG_FILE, WEIGHTS_FILE, CARD_FILE,
                               model_tasks, Pretrained, model_card, read_card, save_pretrained, run_pretrained)
+from .extract import random_clip        # the random extractor a spec can name (30_extract)
+
 
 # %% auto 0
-__all__ = ['spec_extractor', 'random_clip', 'pretrained_folder', 'from_pretrained', 'export_parser', 'check_out_folder',
-           'cli_export_pretrained', 'push_pretrained', 'push_parser', 'cli_push']
+__all__ = ['spec_extractor', 'pretrained_folder', 'from_pretrained', 'export_parser', 'check_out_folder', 'cli_export_pretrained',
+           'push_pretrained', 'push_parser', 'cli_push']
 
 # %% ../nbs/33_pretrained.ipynb 8
 def spec_extractor(spec) -> tuple:
@@ -31,13 +33,6 @@ def spec_extractor(spec) -> tuple:
         raise UniMDError(f"the model was trained on {name!r} features, which unimd cannot rebuild from their name: "
                          f"extract them yourself and give the predictor the feature files")
     return model, None if weights == 'random' else weights
-
-def random_clip(model='ViT-B-32-quickgelu', device='cpu', seed=0):
-    "A CLIP image encoder with random weights drawn from `seed`: the same 'random' extractor in every process."
-    from unimd.extract import ClipImageEncoder
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return ClipImageEncoder(model, None, device=device)
 
 # %% ../nbs/33_pretrained.ipynb 11
 def pretrained_folder(name) -> Path:

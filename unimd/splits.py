@@ -13,10 +13,12 @@ from .core import UniMDError
 from .features import FeatureGrid, VideoItem, load_features, FEATURE_EXTS
 from .synthetic import make_world
 from .config import DataConfig
+from .text import get_encoder
+
 
 # %% auto 0
 __all__ = ['Split', 'data_grid', 'real_videos', 'missing_features', 'with_features', 'load_split', 'feature_reader',
-           'load_splits', 'split_texts', 'TrainSet']
+           'load_splits', 'split_texts', 'text_encoder', 'TrainSet']
 
 # %% ../nbs/19_splits.ipynb 5
 @dataclass
@@ -47,7 +49,7 @@ def real_videos(dc, split):
         s, c = ('train', 'train') if split == 'train' else ('val', 'val_1')
         return D.merge_videos(D.read_anet(s), D.read_anet_captions(c)), D.anet_classes()
     if dc.dataset == 'custom':                    # your own videos: the folder `unimd dataset` wrote
-        from unimd.dataset import read_custom
+        from unimd.interchange import read_custom
         return read_custom(dc.annotations, split)
     raise UniMDError(f"data.dataset must be one of synthetic, charades, ego4d, anet, custom; got {dc.dataset!r}")
 
@@ -104,6 +106,13 @@ def split_texts(*splits) -> list:
     return [c for s in splits for c in s.classes] + [x.text for s in splits for v in s.videos.values() for x in v.sentences]
 
 # %% ../nbs/19_splits.ipynb 23
+def text_encoder(mc, dc=None, classes=()):
+    "The text encoder a run reads its queries with: `mc.text_encoder`, the released embedding files `dc` names for 'released'."
+    if mc.text_encoder != 'released': return get_encoder(mc)
+    from unimd.released import released_text
+    return released_text(dc, classes)
+
+# %% ../nbs/19_splits.ipynb 26
 class TrainSet(torch.utils.data.Dataset):
     "(vid, tasks) -> a randomly cropped VideoItem with the queries of `tasks` (crop seeded by seed, epoch, vid, tasks)."
     def __init__(self, split: Split, dc: DataConfig, max_len: int, seed=0):

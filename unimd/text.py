@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from .core import UniMDError
-from .data import atomic_file
+from .core import atomic_file
 
 # %% auto 0
 __all__ = ['TEXT_ENCODERS', 'TEXT_DIMS', 'default_cache_dir', 'EmbeddingCache', 'TextEncoder', 'minilm_path', 'mean_pool',
@@ -256,12 +256,13 @@ def get_text_encoder(name: str = 'minilm', **kwargs) -> TextEncoder:
 # %% ../nbs/10_text.ipynb 42
 TEXT_DIMS = {'minilm': MiniLMEncoder.dim, 'clip': 512, 'clip-random': 512, 'hash': None, 'released': 512}   # None: any width (model.text_dim)
 
-def get_encoder(mc, dc=None, classes=()):
-    "The text encoder of a model config: `mc.text_encoder` ('hash' gets the width `mc.text_dim`, 'released' the files `dc` names)."
+def get_encoder(mc, source=None):
+    "The text encoder of a model config: `mc.text_encoder` ('hash' gets the width `mc.text_dim`; 'released' is the `source` handed in)."
     if mc.text_encoder == 'hash': return HashTextEncoder(mc.text_dim)
-    if mc.text_encoder == 'released':             # the official precomputed CLIP embeddings (unimd.released), no CLIP weights
-        from unimd.released import released_text
-        return released_text(dc, classes)
+    if mc.text_encoder == 'released':             # the official precomputed CLIP embeddings: files the model room never opens
+        if source is None: raise UniMDError("model.text_encoder 'released' reads the released embedding files: build it with "
+                                            "unimd.splits.text_encoder(cfg.model, cfg.data, classes)")
+        return source
     return get_text_encoder(mc.text_encoder)
 
 # %% ../nbs/10_text.ipynb 45
