@@ -18,11 +18,11 @@ from .checkpoint import read_torch_file
 from .released import official_features
 
 # %% auto 0
-__all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_RESULTS', 'official_fixtures', 'our_name',
-           'official_name', 'unused_official', 'official_widths', 'config_key', 'map_official', 'read_official',
-           'is_official_yaml', 'official_yaml_config', 'official_config', 'load_official', 'fixture_batch',
-           'level_errors', 'detection_errors', 'train_losses', 'output_change', 'set_attr', 'import_official',
-           'cli_import_official', 'official_predict']
+__all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_ONLY', 'OFFICIAL_RESULTS', 'official_fixtures',
+           'our_name', 'official_name', 'unused_official', 'official_widths', 'config_key', 'map_official',
+           'read_official', 'is_official_yaml', 'official_yaml_config', 'official_config', 'load_official',
+           'fixture_batch', 'level_errors', 'detection_errors', 'train_losses', 'output_change', 'set_attr',
+           'check_out', 'import_official', 'cli_import_official', 'official_predict']
 
 # %% ../nbs/23_official.ipynb 5
 def official_fixtures() -> Path:
@@ -172,29 +172,63 @@ def is_official_yaml(config) -> bool:
     except yaml.YAMLError: return False
     return isinstance(d, dict) and 'model_name' in d and 'dataset_name' in d
 
+OFFICIAL_ONLY = [('opt', 'type', 'AdamW'), ('opt', 'schedule_type', 'cosine'), ('model', 'backbone_type', 'convnext_stage'),
+                 ('model', 'fpn_type', 'bifpn_convnext'), ('model', 'cls_head_type', 'dot'), ('model', 'reg_head_type', 'one_head_multi'),
+                 ('model', 'fpn_start_level', 0), ('model', 'scale_factor', 2), ('model', 'use_abs_pe', False), ('model', 'use_rel_pe', False),
+                 ('train_cfg', 'center_sample', 'radius'), ('train_cfg', 'loss_weight', 1.0), ('test_cfg', 'nms_method', 'soft'),
+                 ('test_cfg', 'multiclass_nms', True)]   # (section, key, the one value unimd reproduces)
+
+def _official_train(path, d, tr) -> dict:
+    "The train section of an official config: its opt, loader.batch_size, clip_grad_l2norm, seed; float32 (the official precision)."
+    opt, loader, devices = d.get('opt') or {}, d.get('loader') or {}, d.get('devices') or ['one']
+    warm = opt.get('warmup', True)
+    if warm and int(opt.get('warmup_epochs', 1)) < 1:
+        raise UniMDError(f"{path}: opt.warmup_epochs is {opt.get('warmup_epochs')} with opt.warmup true: the official schedule "
+                         "would stay at lr 0: set opt.warmup_epochs to 1 or more, or opt.warmup: false")
+    lr = opt.get('learning_rate')
+    return dict(lr=None if lr is None else float(lr) * len(devices),  # train_sync.py scales the rate by the number of devices
+                weight_decay=opt.get('weight_decay'), epochs=opt.get('epochs'), warmup_epochs=opt.get('warmup_epochs') if warm else 0,
+                early_stop_epoch=opt.get('early_stop_epochs', 0), batch_size=loader.get('batch_size'),
+                clip_grad=tr.get('clip_grad_l2norm'), seed=d.get('init_rand_seed'), ema_decay=0.999, mode='cotrain', sampler='sync',
+                amp=False)
+
+def _official_model(path, m, ds, tr, te) -> dict:
+    "The model section of an official config: widths and layers, targets, loss and decoding; compat official."
+    if m.get('fpn_dim', m.get('embd_dim')) != m.get('embd_dim'):
+        raise UniMDError(f"{path}: model.fpn_dim {m.get('fpn_dim')} differs from model.embd_dim {m.get('embd_dim')}: unimd's BiFPN keeps "
+                         f"the backbone width: set model.fpn_dim: {m.get('embd_dim')}")
+    arch, layers = m.get('backbone_arch') or [None, None], m.get('head_num_layers')
+    return dict(feat_dim=ds.get('input_dim', m.get('input_dim')), max_seq_len=ds.get('max_seq_len', m.get('max_seq_len')),
+                channels=m.get('embd_dim'), embd_kernel=m.get('embd_kernel_size'), block_kernel=m.get('embd_kernel_size'),
+                n_embd_convs=arch[0], n_stem=arch[1], convnext_depths=m.get('convnext_depths'), fpn_layers=m.get('fpn_layer'),
+                fpn_kernel=m.get('fpn_kernel_size'), head_dim=m.get('head_dim'), head_kernel=m.get('head_kernel_size'),
+                head_convs=None if layers is None else int(layers) - 1, reg_mlp_hidden=m.get('query_fc_chanel', 512), compat='official',
+                regression_ranges=m.get('regression_range'),
+                num_classes=ds.get('num_classes', m.get('num_classes')), center_radius=tr.get('center_sample_radius'),
+                label_smoothing=tr.get('label_smoothing'), lambda_tad=tr.get('tad_loss_weight'), lambda_mr=tr.get('mr_loss_weight'),
+                loss_norm_init=tr.get('init_loss_norm'), cls_prior=tr.get('cls_prior_prob'), score_thresh=te.get('pre_nms_thresh'),
+                pre_nms_topk=te.get('pre_nms_topk'), nms_sigma=te.get('nms_sigma'), max_seg=te.get('max_seg_num'),
+                min_score=te.get('min_score'), duration_thresh=te.get('duration_thresh'), voting_thresh=te.get('voting_thresh'))
+
 def official_yaml_config(path, sets=()) -> Config:
-    "Our Config for an official config file: our config of its dataset with its model, loss and test-time values."
+    "Our Config for an official config file: our data config of its dataset; its model, loss, test and training values."
     d = yaml.safe_load(Path(path).read_text())
     if d['dataset_name'] not in OFFICIAL_DATASETS:
         raise UniMDError(f"{path}: dataset_name {d['dataset_name']!r} is none of {list(OFFICIAL_DATASETS)}")
     ours, section = OFFICIAL_DATASETS[d['dataset_name']]
-    m, ds, grid = d.get('model', {}), d.get('dataset', {}), d.get(section, {})
-    tr, te = d.get('train_cfg') or m.get('train_cfg', {}), d.get('test_cfg') or m.get('test_cfg', {})
-    if float(tr.get('loss_weight', 1.0)) != 1.0 or te.get('nms_method', 'soft') != 'soft' or not te.get('multiclass_nms', True):
-        raise UniMDError(f"{path}: loss_weight {tr.get('loss_weight')}, nms_method {te.get('nms_method')!r}, multiclass_nms "
-                         f"{te.get('multiclass_nms')}: unimd reproduces loss_weight 1 and per-class Soft-NMS only")
-    model = dict(feat_dim=ds.get('input_dim', m.get('input_dim')), max_seq_len=ds.get('max_seq_len', m.get('max_seq_len')),
-                 regression_ranges=m.get('regression_range'),
-                 num_classes=ds.get('num_classes', m.get('num_classes')), center_radius=tr.get('center_sample_radius'),
-                 label_smoothing=tr.get('label_smoothing'), lambda_tad=tr.get('tad_loss_weight'), lambda_mr=tr.get('mr_loss_weight'),
-                 loss_norm_init=tr.get('init_loss_norm'), cls_prior=tr.get('cls_prior_prob'), score_thresh=te.get('pre_nms_thresh'),
-                 pre_nms_topk=te.get('pre_nms_topk'), nms_sigma=te.get('nms_sigma'), max_seg=te.get('max_seg_num'),
-                 min_score=te.get('min_score'), duration_thresh=te.get('duration_thresh'), voting_thresh=te.get('voting_thresh'))
-    data = dict(num_classes=ds.get('num_classes'), feat_stride=grid.get('feat_stride'), frames_per_clip=grid.get('num_frames'))
+    m, ds, grid = d.get('model') or {}, d.get('dataset') or {}, d.get(section) or {}
+    tr, te = d.get('train_cfg') or m.get('train_cfg') or {}, d.get('test_cfg') or m.get('test_cfg') or {}
+    for where, key, ok in OFFICIAL_ONLY:
+        v = {'opt': d.get('opt') or {}, 'model': m, 'train_cfg': tr, 'test_cfg': te}[where].get(key, ok)
+        if v != ok: raise UniMDError(f"{path}: {where}.{key} is {v!r}, which unimd does not reproduce: set {where}.{key}: {ok!r}")
+    data = dict(num_classes=ds.get('num_classes'), feat_stride=grid.get('feat_stride'), frames_per_clip=grid.get('num_frames'),
+                l2_features=True)                                   # the official loaders L2-normalise every feature step
     if isinstance(grid.get('default_fps'), (int, float)): data['fps'] = grid['default_fps']
     drop_none = lambda x: {k: v for k, v in x.items() if v is not None}
-    cfg = update_config(load_config(ours), {'model': drop_none(model), 'data': drop_none(data)}, str(path))
+    cfg = update_config(load_config(ours), {'model': drop_none(_official_model(path, m, ds, tr, te)), 'data': drop_none(data),
+                                            'train': drop_none(_official_train(path, d, tr))}, str(path))
     return update_config(cfg, parse_sets(sets), '--set')
+
 
 # %% ../nbs/23_official.ipynb 33
 def official_config(sd: dict, config='ego4d', sets=(), source='checkpoint') -> Config:
@@ -291,10 +325,21 @@ def set_attr(kind, name, value):
     return f
 
 # %% ../nbs/23_official.ipynb 61
-def import_official(checkpoint, config, out, sets=(), classes=()) -> Path:
+def check_out(out, inputs=(), force=False):
+    "Refuse an --out that would destroy something: an input, an existing file (unless `force`), a .yaml checkpoint name."
+    out = Path(out)
+    if out.suffix in ('.yaml', '.yml'):
+        raise UniMDError(f"--out {out}: give the checkpoint's name (e.g. {out.with_suffix('.pt')}); its config is written beside it as .yaml")
+    for p in (out, out.with_suffix('.yaml')):
+        same = [q for q in inputs if q and Path(q).exists() and p.exists() and p.resolve() == Path(q).resolve()]
+        if same: raise UniMDError(f"--out {out} would overwrite the input {same[0]} (as {p}): choose another --out")
+        if p.exists() and not force: raise UniMDError(f"--out {out}: {p} exists: choose another --out, or add --force to replace it")
+
+def import_official(checkpoint, config, out, sets=(), classes=(), force=False, inputs=()) -> Path:
     "Write official `checkpoint` as a unimd checkpoint at `out`, and its config beside it (out.yaml); returns the path."
     from unimd.checkpoint import save_checkpoint, code_version
     from unimd.data import atomic_file
+    check_out(out, [checkpoint, config, *inputs], force)
     model = load_official(checkpoint, config, sets)
     state, cfg = model.state_dict(), config_dict(model.run_config)
     path = save_checkpoint(dict(config=cfg, code=code_version(), phase=0, step=0, history=[], model=state, ema=state,
@@ -311,12 +356,13 @@ def cli_import_official(argv=None) -> int:
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a config key')
     p.add_argument('--out', required=True, help='the unimd checkpoint to write (e.g. ego4d_official.pt)')
     p.add_argument('--classes', help='a text file of the TAD class names, one a line, in label-id order')
+    p.add_argument('--force', action='store_true', help='replace an existing --out file and its .yaml (never an input)')
     a = p.parse_args(argv)
     classes = []
     if a.classes:
         if not Path(a.classes).is_file(): raise UniMDError(f"--classes {a.classes}: no such file (one class name a line)")
         classes = [l.strip() for l in Path(a.classes).read_text().splitlines() if l.strip()]
-    path = import_official(a.checkpoint, a.config, a.out, a.set, classes)
+    path = import_official(a.checkpoint, a.config, a.out, a.set, classes, a.force, [a.classes])
     print(f"wrote {path} (compat: official, {len(classes)} class names) and its config {path.with_suffix('.yaml')}")
     return 0
 
