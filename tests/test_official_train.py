@@ -10,6 +10,7 @@ import yaml
 from unimd.core import TAD, MR, TASKS, UniMDError
 from unimd.cli import main
 from unimd.train import Recipe, EMA, make_schedule, lr_factor, train
+from unimd.config import load_config
 from unimd.official_train import (official_lr_factor, official_schedule, official_sampler, official_epoch_length, OfficialEMA,
                                   reset_normaliser, official_recipe, pick, fixture_start, replay, state_errors)
 from cli_checks import fails, files_in
@@ -32,13 +33,13 @@ def trajectory():
     fix = official_fix()
     expected = torch.load(fix / 'ego4d_small' / 'train_expected.pt', weights_only=True)
     model, batch, cfg = fixture_start(fix)
-    rows, ema = replay(model, batch, cfg.train, official_recipe(), expected['steps'])
+    rows, ema = replay(model, batch, cfg.train, official_recipe(), expected['steps'], steps_per_epoch=expected['iters_per_epoch'])
     return expected, rows, model, ema, cfg
 
 
 def test_trajectory_lr_losses_and_normaliser(trajectory):
     expected, rows, _, _, cfg = trajectory
-    assert len(rows) == expected['steps'] == 15 and expected['iters_per_epoch'] == 1
+    assert len(rows) == expected['steps'] == 15
     for r, lr in zip(rows, expected['lr']):                                   # each group's rate, step by step
         assert len(r['lr']) == len(lr) and all(abs(a - b) <= 1e-9 * abs(b) for a, b in zip(r['lr'], lr)), (r['lr'], lr)
     assert expected['lr'][0] == [0.0, 0.0] and rows[0]['lr'] == [0.0, 0.0]    # the warm-up starts at 0
@@ -123,6 +124,15 @@ def test_official_random_and_dedicated_drop_the_last_batch():
     with pytest.raises(UniMDError, match='unknown sampler'): official_sampler('nope', tasks, 2)
 
 
+def test_official_epoch_without_a_full_batch_is_refused():
+    tasks = {'b0': (TAD, MR), 't0': (TAD,), 't1': (TAD,), 'm0': (MR,)}
+    with pytest.raises(UniMDError, match='1 both-task, 2 TAD-only and 1 MR-only training videos make no full batch of train.batch_size 2'):
+        len(official_sampler('sync', tasks, 2))
+    with pytest.raises(UniMDError, match='3 training videos make no full batch of train.batch_size 4'):
+        len(official_sampler('tad', tasks, 4))
+    assert len(official_sampler('sync', tasks, 1)) == 2                         # bs 1: the both video, and t + m
+
+
 def test_official_ema_truncates_integers_and_averages_floats():
     bn = torch.nn.BatchNorm1d(3); bn.num_batches_tracked.fill_(4321)
     ema, ours = OfficialEMA(bn, 0.999), EMA(bn, 0.999)
@@ -202,6 +212,17 @@ def test_import_official_writes_the_official_training_values(tmp_path):
     assert (written['train']['lr'], written['train']['batch_size'], written['train']['amp'], written['model']['compat']) == (5e-5, 3, False, 'official')
     cfg, rc = pick(out.with_suffix('.yaml'))                                   # unimd train --config imp.yaml: the official recipe
     assert rc.name == 'official' and (cfg.train.lr, cfg.train.amp) == (5e-5, False)
+
+
+def test_import_official_of_a_unimd_config_trains_in_float32(tmp_path):
+    import unimd.official as off
+    sets = ['model.feat_dim=64', 'model.max_seq_len=256', 'data.num_classes=20']
+    ck = official_fix() / 'ego4d_small' / 'checkpoint.pth.tar'
+    assert load_config('ego4d').train.amp is True                              # unimd's own Ego4D config: bf16 on CUDA
+    for extra, amp in (([], False), (['train.amp=true'], True)):
+        out = off.import_official(ck, 'ego4d', tmp_path / f'imp{amp}.pt', sets + extra)
+        cfg, rc = pick(out.with_suffix('.yaml'))
+        assert (rc.name, cfg.train.amp) == ('official', amp)
 
 
 def test_import_official_out_never_destroys(tmp_path, capsys):

@@ -342,6 +342,7 @@ def import_official(checkpoint, config, out, sets=(), classes=(), force=False, i
     check_out(out, [checkpoint, config, *inputs], force)
     model = load_official(checkpoint, config, sets)
     state, cfg = model.state_dict(), config_dict(model.run_config)
+    if not any(s.split('=')[0].strip() == 'train.amp' for s in sets): cfg['train']['amp'] = False   # official precision unless asked
     path = save_checkpoint(dict(config=cfg, code=code_version(), phase=0, step=0, history=[], model=state, ema=state,
                                 classes=list(classes), imported_from=str(checkpoint)), out)
     with atomic_file(Path(out).with_suffix('.yaml'), 'w') as f: yaml.safe_dump(cfg, f, sort_keys=False)   # for unimd train --config

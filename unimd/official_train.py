@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import yaml
 from .core import TAD, MR, TASKS, UniMDError
-from .sampler import TaskSampler, RandomSampler, pool, chunks, only_task, SAMPLERS
+from .sampler import TaskSampler, RandomSampler, pool, only_task, SAMPLERS
 from .config import load_config, find_config
 from .train import Recipe, EMA, make_optimizer, lr_factor, cli_train as fit_cli_train
 from .official import is_official_yaml, official_yaml_config
@@ -48,11 +48,16 @@ class OfficialSyncSampler(TaskSampler):
         n, bs = min(len(t), len(m)), self.bs
         its = [[(v, (TAD, MR)) for v in both[i:i + bs]] for i in range(0, len(both) - bs + 1, bs)]
         its += [[(v, (TAD,)) for v in t[i:i + bs]] + [(v, (MR,)) for v in m[i:i + bs]] for i in range(0, n - bs + 1, bs)]
+        if not its: raise UniMDError(f"the official synchronized epoch is empty: {len(both)} both-task, {len(t)} TAD-only and {len(m)} "
+                                     f"MR-only training videos make no full batch of train.batch_size {bs}: lower train.batch_size")
         return [its[i] for i in rng.permutation(len(its))]
 
 class OfficialRandomSampler(RandomSampler):
     "Official random co-training and dedicated training: shuffled videos, every task they carry, the last incomplete batch dropped."
-    def plan(self, rng): return [c for c in super().plan(rng) if len(c) == self.bs]
+    def plan(self, rng):
+        if len(self.tasks) < self.bs: raise UniMDError(f"{len(self.tasks)} training videos make no full batch of train.batch_size {self.bs} "
+                                                       "(the official loader drops incomplete batches): lower train.batch_size")
+        return [c for c in super().plan(rng) if len(c) == self.bs]
 
 def official_sampler(name, tasks, batch_size=2, seed=0, rank=0, world_size=1) -> TaskSampler:
     "The official epoch plan for sampler `name` ('sync', 'random', dedicated 'tad' / 'mr'; 'alt' has no official form: ours)."
@@ -97,23 +102,23 @@ def cli_train(argv=None) -> int:
     return fit_cli_train(argv, pick=pick)
 
 # %% ../nbs/23b_official_train.ipynb 18
-def fixture_start(fix, sets=()) -> tuple:
-    "The official trajectory's start: (model, batch, config) of the ego4d_small fixture, drop path and dropout 0."
+def fixture_start(fix, sets=(), name='ego4d_small') -> tuple:
+    "The official trajectory's start: (model, batch, config) of fixture `name` (checkpoint, official config, inputs), drop path and dropout 0."
     from unimd.official import load_official, read_official, our_name, fixture_batch
-    ck = Path(fix) / 'ego4d_small' / 'checkpoint.pth.tar'
-    model = load_official(ck, Path(fix) / 'ego4d_small' / 'official_config.yaml', ['model.drop_path=0', 'model.reg_dropout=0', *sets])
+    ck = Path(fix) / name / 'checkpoint.pth.tar'
+    model = load_official(ck, Path(fix) / name / 'official_config.yaml', ['model.drop_path=0', 'model.reg_dropout=0', *sets])
     sd = model.state_dict()
     with torch.no_grad():                            # the BatchNorm counters too: the official state starts with them
         for k, t in read_official(ck).items():
             if k.endswith('num_batches_tracked') and our_name(k) in sd: sd[our_name(k)].copy_(t)
-    return model, fixture_batch(torch.load(Path(fix) / 'ego4d_small' / 'inputs.pt', weights_only=False)), model.run_config
+    return model, fixture_batch(torch.load(Path(fix) / name / 'inputs.pt', weights_only=False)), model.run_config
 
-def replay(model, batch, tc, recipe: Recipe, steps, restart_at=None, cpu_bf16=False) -> tuple:
-    "`steps` trainer steps (`train_step`) on one batch with `recipe`: per-step lr, losses, normaliser, norms; and the EMA."
+def replay(model, batch, tc, recipe: Recipe, steps, restart_at=None, cpu_bf16=False, steps_per_epoch=1) -> tuple:
+    "`steps` trainer steps (`train_step`) on one batch with `recipe` (a schedule of `steps_per_epoch`): per-step lr, losses, normaliser, norms; and the EMA."
     from unimd.train import train_step
     ema, parts, rows = recipe.ema(model, tc.ema_decay), {}, []
     if recipe.start: recipe.start(model)
-    opt = recipe.optimizer(model, tc); sched = recipe.schedule(opt, tc, 1)
+    opt = recipe.optimizer(model, tc); sched = recipe.schedule(opt, tc, steps_per_epoch)
     def capture(out, b): parts.update(type(model).loss(model, out, b)); return parts
     model.loss = capture                                  # the loss terms of each step, as the trainer computes them
     try:

@@ -21,10 +21,9 @@ from .checkpoint import code_version, save_checkpoint, load_checkpoint, unwrap, 
 from .splits import Split, load_splits, split_texts, TrainSet
 
 # %% auto 0
-__all__ = ['BENCHMARKS', 'make_loader', 'make_optimizer', 'lr_factor', 'make_schedule', 'EMA', 'NonFinite', 'train_step',
-           'predict', 'score', 'write_predictions', 'Env', 'setup_env', 'barrier', 'wrap_ddp', 'build_model', 'Logger',
-           'Recipe', 'all_finite', 'non_finite_message', 'train', 'finish', 'train_parser', 'format_metrics',
-           'cli_train']
+__all__ = ['BENCHMARKS', 'make_loader', 'make_optimizer', 'lr_factor', 'make_schedule', 'EMA', 'train_step', 'predict', 'score',
+           'write_predictions', 'Env', 'setup_env', 'barrier', 'wrap_ddp', 'build_model', 'Logger', 'Recipe',
+           'all_finite', 'non_finite', 'train', 'finish', 'train_parser', 'format_metrics', 'cli_train']
 
 # %% ../nbs/21_train.ipynb 6
 def make_loader(ds, iterations, text, num_workers=0):
@@ -65,9 +64,6 @@ class EMA:
             else: e.copy_(m)
 
 # %% ../nbs/21_train.ipynb 19
-class NonFinite(UniMDError):
-    "A non-finite loss, gradient norm or learning rate at a step: nothing of that step is applied."
-
 def train_step(model, batch, opt, sched, ema, tc: TrainConfig) -> dict:
     "Forward, weighted loss, backward, clip (clip_grad <= 0: none), AdamW step, schedule step, EMA update -> logged numbers."
     dev = batch.feats.device.type
@@ -80,7 +76,7 @@ def train_step(model, batch, opt, sched, ema, tc: TrainConfig) -> dict:
     lr = opt.param_groups[0]['lr']                      # the rate this step uses
     bad = [k for k, v in (('loss', losses['total'].item()), ('gradient norm', gnorm.item()),
                           ('learning rate', max(g['lr'] for g in opt.param_groups))) if not math.isfinite(v)]
-    if bad: raise NonFinite(f"the {' and the '.join(bad)} became non-finite", lr)
+    if bad: raise FloatingPointError(f"the {' and the '.join(bad)} became non-finite", lr)   # before any update
     opt.step(); sched.step(); ema.update(unwrap(model))
     return {'loss': losses['total'].item(), 'tad': losses['tad'].item(), 'mr': losses['mr'].item(),
             'grad_norm': gnorm.item(), 'lr': lr, 'pos_tad': int(losses['npos_tad']), 'pos_mr': int(losses['npos_mr'])}
@@ -114,12 +110,8 @@ def score(split: Split, preds: dict, dataset='synthetic') -> dict:
     from unimd.evaluate import evaluate_tad, evaluate_mr
     tad_b, mr_b = BENCHMARKS.get(dataset, BENCHMARKS['synthetic'])
     out = {}
-    if TAD in preds:
-        gt = {k: v for k, v in split.videos.items() if v.has_tad}
-        out.update({f'tad_{k}': v for k, v in evaluate_tad(gt, preds[TAD], tad_b).items()})
-    if MR in preds:
-        gt = {k: v for k, v in split.videos.items() if v.has_mr}
-        out.update({f'mr_{k}': v for k, v in evaluate_mr(gt, preds[MR], mr_b).items()})
+    for task, fn, bench, has in ((TAD, evaluate_tad, tad_b, 'has_tad'), (MR, evaluate_mr, mr_b, 'has_mr')):
+        if task in preds: out.update({f'{task}_{k}': v for k, v in fn({k: v for k, v in split.videos.items() if getattr(v, has)}, preds[task], bench).items()})
     return out
 
 def write_predictions(preds: dict, out) -> list:
@@ -184,9 +176,7 @@ class Logger:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.f = open(path, 'w', newline='')
         self.w = csv.DictWriter(self.f, self.FIELDS, extrasaction='ignore'); self.w.writeheader(); self.w.writerows(rows)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(self.out / 'tensorboard'))
+        try: from torch.utils.tensorboard import SummaryWriter; self.tb = SummaryWriter(str(self.out / 'tensorboard'))
         except ImportError: pass
         self.n = len(rows)
 
@@ -216,14 +206,11 @@ def all_finite(*models) -> bool:
     "Whether every floating-point tensor of the models' states is finite (checked before a checkpoint is written)."
     return all(bool(torch.isfinite(t).all()) for m in models for t in m.state_dict().values() if t.dtype.is_floating_point)
 
-def non_finite_message(e, phase, step, n_phases, tc, out, saved) -> str:
+def non_finite(what, lr, phase, step, n_phases, tc, out, saved) -> UniMDError:
     "One line: where training met a non-finite value, the likely fix, and the checkpoint that is kept."
-    fix = (f"train.lr must be a finite number (it is {tc.lr:g})" if not math.isfinite(tc.lr) else
-           f"lower train.lr (now {tc.lr:g}){'' if tc.clip_grad > 0 else ' or turn clipping on (--set train.clip_grad=1.0)'}, "
-           f"or look for NaN in the features (unimd check)")
-    kept = (f"the last good checkpoint {out / 'checkpoint.pt'} (step {saved[1]} of phase {saved[0] + 1}) is kept" if saved
-            else "no checkpoint was written")
-    return f"step {step + 1} of phase {phase + 1}/{n_phases}: {e.args[0]} at lr {e.args[1]:g}: {fix}; {kept}"
+    fix = f"lower train.lr (now {tc.lr:g}){'' if tc.clip_grad > 0 else ' or clip (--set train.clip_grad=1.0)'}, or look for NaN in the features (unimd check)"
+    kept = f"the last good checkpoint {out / 'checkpoint.pt'} (step {saved[1]} of phase {saved[0] + 1}) is kept" if saved else "no checkpoint was written"
+    return UniMDError(f"step {step + 1} of phase {phase + 1}/{n_phases}: {what} at lr {lr:g}: {fix if math.isfinite(tc.lr) else 'train.lr must be a finite number'}; {kept}")
 
 # %% ../nbs/21_train.ipynb 44
 def train(cfg: Config, out, progress=True, stop_after=None, world=None, recipe: Recipe = None) -> dict:
@@ -243,8 +230,8 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None, recipe: 
     ds = TrainSet(tr, cfg.data, cfg.model.max_seq_len, tc.seed)
     ck = resume(out / 'checkpoint.pt', cfg, model, ema)
     if rc.start: rc.start(model)                  # e.g. state the recipe does not carry across a resume
-    saved = (ck['phase'], ck['step']) if ck else None
     at, history = ((ck['phase'], ck['step']), ck['history']) if ck else ((0, 0), [])
+    saved = at if ck else None                    # the last checkpoint written (phase, step)
     done = bool(history) and (history[-1]['phase'], history[-1]['epoch']) == (len(plan) - 1, tc.stop_epoch)   # the last evaluation ran
     if ck and env.main: print(f"{out / 'checkpoint.pt'} is a finished run: nothing left to train" if done else
                               f"resuming {out / 'checkpoint.pt'} at step {at[1]} of phase {at[0] + 1}/{len(plan)}", file=sys.stderr)
@@ -265,7 +252,7 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None, recipe: 
                     for batch in make_loader(ds, sampler.iterations()[skip:], text, tc.num_workers):
                         t = time.time()
                         try: row = train_step(net, batch.to(env.device), opt, sched, ema, tc)
-                        except NonFinite as e: raise UniMDError(non_finite_message(e, phase, step, len(plan), tc, out, saved)) from None
+                        except FloatingPointError as e: raise non_finite(*e.args, phase, step, len(plan), tc, out, saved) from None
                         step, n_steps = step + 1, n_steps + 1
                         if log: log.write(phase=phase, epoch=epoch + 1, step=step, sec=round(time.time() - t, 4), **row)
                         bar.update(); bar.set_postfix(epoch=f'{epoch + 1}/{tc.stop_epoch}', loss=f"{row['loss']:.3f}", refresh=False)
@@ -276,10 +263,9 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None, recipe: 
                         write_predictions(preds, out)
                         history.append({'phase': phase, 'name': name, 'epoch': done, 'step': step, 'metrics': score(te, preds, cfg.data.dataset)})
                     if (complete and (done % tc.ckpt_every == 0 or done == tc.stop_epoch)) or halt:
-                        if env.main:
-                            if not all_finite(model, ema.module):
-                                raise UniMDError(non_finite_message(NonFinite('a weight became non-finite', sched.get_last_lr()[0]), phase, step - 1, len(plan), tc, out, saved))
-                            save_checkpoint(run_state(cfg, phase, step, model, ema, opt, sched, history, tr.classes), out / 'checkpoint.pt')
+                        if env.main and not all_finite(model, ema.module):   # never a non-finite checkpoint
+                            raise non_finite('a weight became non-finite', sched.get_last_lr()[0], phase, step - 1, len(plan), tc, out, saved)
+                        if env.main: save_checkpoint(run_state(cfg, phase, step, model, ema, opt, sched, history, tr.classes), out / 'checkpoint.pt')
                         saved = (phase, step)
                     barrier(env)
                     if halt: bar.close(); return {'stopped': (phase, step), **({'interrupted': True} if stop.asked else {})}
