@@ -192,6 +192,9 @@ def test_official_yaml_training_values_are_honoured(tmp_path):
     ('model__backbone_type', 'conv', ["model.backbone_type is 'conv'", 'convnext_stage']),
     ('model__fpn_dim', 64, ['model.fpn_dim 64 differs from model.embd_dim 32', 'set model.fpn_dim: 32']),
     ('opt__warmup_epochs', 0, ['opt.warmup_epochs is 0 with opt.warmup true', 'opt.warmup: false']),
+    ('opt__learning_rate', 'fast', ["opt.learning_rate is 'fast': give a number"]),
+    ('model__head_num_layers', 'x', ["model.head_num_layers 'x'", 'a whole number like 3']),
+    ('model__backbone_arch', 5, ['model.backbone_arch 5', 'a list like [2, 2, 5]']),
 ])
 def test_official_yaml_values_unimd_cannot_honour(tmp_path, capsys, key, value, words):
     p = official_yaml(tmp_path, **{key: value})

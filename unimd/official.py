@@ -181,8 +181,11 @@ OFFICIAL_ONLY = [('opt', 'type', 'AdamW'), ('opt', 'schedule_type', 'cosine'), (
 def _official_train(path, d, tr) -> dict:
     "The train section of an official config: its opt, loader.batch_size, clip_grad_l2norm, seed; float32 (the official precision)."
     opt, loader, devices = d.get('opt') or {}, d.get('loader') or {}, d.get('devices') or ['one']
-    warm = opt.get('warmup', True)
-    if warm and int(opt.get('warmup_epochs', 1)) < 1:
+    warm, devices = opt.get('warmup', True), devices if isinstance(devices, list) else [devices]
+    for k in ('learning_rate', 'warmup_epochs', 'epochs', 'weight_decay'):
+        try: float(opt.get(k, 1))
+        except (TypeError, ValueError): raise UniMDError(f"{path}: opt.{k} is {opt[k]!r}: give a number") from None
+    if warm and float(opt.get('warmup_epochs', 1)) < 1:
         raise UniMDError(f"{path}: opt.warmup_epochs is {opt.get('warmup_epochs')} with opt.warmup true: the official schedule "
                          "would stay at lr 0: set opt.warmup_epochs to 1 or more, or opt.warmup: false")
     lr = opt.get('learning_rate')
@@ -197,12 +200,14 @@ def _official_model(path, m, ds, tr, te) -> dict:
     if m.get('fpn_dim', m.get('embd_dim')) != m.get('embd_dim'):
         raise UniMDError(f"{path}: model.fpn_dim {m.get('fpn_dim')} differs from model.embd_dim {m.get('embd_dim')}: unimd's BiFPN keeps "
                          f"the backbone width: set model.fpn_dim: {m.get('embd_dim')}")
-    arch, layers = m.get('backbone_arch') or [None, None], m.get('head_num_layers')
+    arch, layers = m.get('backbone_arch', [None, None]), m.get('head_num_layers', 0)
+    if not (isinstance(arch, list) and len(arch) >= 2 and isinstance(layers, int)):
+        raise UniMDError(f"{path}: model.backbone_arch {arch!r}, model.head_num_layers {layers!r}: give a list like [2, 2, 5] and a whole number like 3")
     return dict(feat_dim=ds.get('input_dim', m.get('input_dim')), max_seq_len=ds.get('max_seq_len', m.get('max_seq_len')),
                 channels=m.get('embd_dim'), embd_kernel=m.get('embd_kernel_size'), block_kernel=m.get('embd_kernel_size'),
                 n_embd_convs=arch[0], n_stem=arch[1], convnext_depths=m.get('convnext_depths'), fpn_layers=m.get('fpn_layer'),
                 fpn_kernel=m.get('fpn_kernel_size'), head_dim=m.get('head_dim'), head_kernel=m.get('head_kernel_size'),
-                head_convs=None if layers is None else int(layers) - 1, reg_mlp_hidden=m.get('query_fc_chanel', 512), compat='official',
+                head_convs=layers - 1 if layers else None, reg_mlp_hidden=m.get('query_fc_chanel', 512), compat='official',
                 regression_ranges=m.get('regression_range'),
                 num_classes=ds.get('num_classes', m.get('num_classes')), center_radius=tr.get('center_sample_radius'),
                 label_smoothing=tr.get('label_smoothing'), lambda_tad=tr.get('tad_loss_weight'), lambda_mr=tr.get('mr_loss_weight'),
