@@ -5,7 +5,7 @@
 # %% ../nbs/21_train.ipynb 2
 from __future__ import annotations
 import argparse, copy, csv, functools, json, math, os, random, sys, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 from pathlib import Path
 import numpy as np
@@ -80,7 +80,6 @@ def train_step(model, batch, opt, sched, ema, tc: TrainConfig) -> dict:
     opt.step(); sched.step(); ema.update(unwrap(model))
     return {'loss': losses['total'].item(), 'tad': losses['tad'].item(), 'mr': losses['mr'].item(),
             'grad_norm': gnorm.item(), 'lr': lr, 'pos_tad': int(losses['npos_tad']), 'pos_mr': int(losses['npos_mr'])}
-
 
 # %% ../nbs/21_train.ipynb 24
 @torch.no_grad()
