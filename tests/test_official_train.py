@@ -235,9 +235,9 @@ def test_import_official_out_never_destroys(tmp_path, capsys):
     base = ['import-official', str(ck), '--config', str(cfg)]
     snapshot = lambda: {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     before = snapshot()
-    fails(capsys, base + ['--out', str(ck)], 'would overwrite the input', 'choose another --out')          # the checkpoint itself
-    fails(capsys, base + ['--out', str(ck), '--force'], 'would overwrite the input')                      # even with --force
-    fails(capsys, base + ['--out', str(tmp_path / 'cfg.pt'), '--force'], 'would overwrite the input', 'cfg.yaml')   # its YAML = the config
+    fails(capsys, base + ['--out', str(ck)], 'would overwrite an input', 'choose another --out')          # the checkpoint itself
+    fails(capsys, base + ['--out', str(ck), '--force'], 'would overwrite an input')                      # even with --force
+    fails(capsys, base + ['--out', str(tmp_path / 'cfg.pt'), '--force'], 'would overwrite an input', 'cfg.yaml')   # its YAML = the config
     fails(capsys, base + ['--out', str(tmp_path / 'model.yaml')], "give the checkpoint's name", 'model.pt')
     assert snapshot() == before
     assert main(base + ['--out', str(tmp_path / 'model.pt')]) == 0

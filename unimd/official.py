@@ -18,11 +18,11 @@ from .checkpoint import read_torch_file
 from .released import official_features
 
 # %% auto 0
-__all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_ONLY', 'OFFICIAL_RESULTS', 'official_fixtures',
-           'our_name', 'official_name', 'unused_official', 'official_widths', 'config_key', 'map_official',
-           'read_official', 'is_official_yaml', 'official_yaml_config', 'official_config', 'load_official',
-           'fixture_batch', 'level_errors', 'detection_errors', 'train_losses', 'output_change', 'set_attr',
-           'check_out', 'import_official', 'cli_import_official', 'official_predict']
+__all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_DEFAULTS', 'OFFICIAL_ONLY', 'OFFICIAL_RESULTS',
+           'official_fixtures', 'our_name', 'official_name', 'unused_official', 'official_widths', 'config_key',
+           'map_official', 'read_official', 'is_official_yaml', 'official_yaml_config', 'official_config',
+           'load_official', 'fixture_batch', 'level_errors', 'detection_errors', 'train_losses', 'output_change',
+           'set_attr', 'check_out', 'import_official', 'cli_import_official', 'official_predict']
 
 # %% ../nbs/23_official.ipynb 5
 def official_fixtures() -> Path:
@@ -172,35 +172,42 @@ def is_official_yaml(config) -> bool:
     except yaml.YAMLError: return False
     return isinstance(d, dict) and 'model_name' in d and 'dataset_name' in d
 
-OFFICIAL_ONLY = [('opt', 'type', 'AdamW'), ('opt', 'schedule_type', 'cosine'), ('model', 'backbone_type', 'convnext_stage'),
-                 ('model', 'fpn_type', 'bifpn_convnext'), ('model', 'cls_head_type', 'dot'), ('model', 'reg_head_type', 'one_head_multi'),
-                 ('model', 'fpn_start_level', 0), ('model', 'scale_factor', 2), ('model', 'use_abs_pe', False), ('model', 'use_rel_pe', False),
-                 ('train_cfg', 'center_sample', 'radius'), ('train_cfg', 'loss_weight', 1.0), ('test_cfg', 'nms_method', 'soft'),
-                 ('test_cfg', 'multiclass_nms', True)]   # (section, key, the one value unimd reproduces)
+OFFICIAL_DEFAULTS = {  # what the official load_config (libs/core/config.py) and train_sync.py use where a file is silent
+    'devices': ['cuda:0'], 'init_rand_seed': 1234567891, 'loader': {'batch_size': 8},
+    'model': dict(backbone_type='convTransformer', fpn_type='identity', backbone_arch=[2, 2, 5], scale_factor=2, embd_kernel_size=3, embd_dim=512,
+                  fpn_dim=512, fpn_start_level=0, head_dim=512, head_kernel_size=3, head_num_layers=3, use_abs_pe=False, use_rel_pe=False,
+                  regression_range=[[0, 4], [4, 8], [8, 16], [16, 32], [32, 64], [64, 10000]]),
+    'train_cfg': dict(center_sample='radius', center_sample_radius=1.5, cls_prior_prob=0.01, init_loss_norm=2000, clip_grad_l2norm=-1, label_smoothing=0.0,
+                      tad_loss_weight=1.0, mr_loss_weight=1.0),
+    'test_cfg': dict(pre_nms_thresh=0.001, pre_nms_topk=5000, min_score=0.01, max_seg_num=1000, nms_method='soft', nms_sigma=0.5, duration_thresh=0.05,
+                     multiclass_nms=True, voting_thresh=0.75),
+    'opt': dict(type='AdamW', weight_decay=0.0, learning_rate=1e-3, epochs=30, warmup=True, warmup_epochs=5, schedule_type='cosine')}
+OFFICIAL_ONLY = [('opt', 'type', 'AdamW'), ('opt', 'schedule_type', 'cosine'), ('model', 'backbone_type', 'convnext_stage'), ('model', 'fpn_type', 'bifpn_convnext'),
+                 ('model', 'cls_head_type', 'dot'), ('model', 'reg_head_type', 'one_head_multi'), ('model', 'fpn_start_level', 0), ('model', 'scale_factor', 2),
+                 ('model', 'use_abs_pe', False), ('model', 'use_rel_pe', False), ('train_cfg', 'center_sample', 'radius'), ('train_cfg', 'loss_weight', 1.0),
+                 ('test_cfg', 'nms_method', 'soft'), ('test_cfg', 'multiclass_nms', True)]   # (section, key, the one value unimd reproduces)
+
+def _num(path, section, d, key):
+    "d[key] as a number (None if absent), or one line naming the official key."
+    try: return None if d.get(key) is None else float(d[key])
+    except (TypeError, ValueError): raise UniMDError(f"{path}: {section}.{key} is {d[key]!r}: give a number") from None
 
 def _official_train(path, d, tr) -> dict:
     "The train section of an official config: its opt, loader.batch_size, clip_grad_l2norm, seed; float32 (the official precision)."
-    opt, loader, devices = d.get('opt') or {}, d.get('loader') or {}, d.get('devices') or ['one']
-    warm, devices = opt.get('warmup', True), devices if isinstance(devices, list) else [devices]
-    for k in ('learning_rate', 'warmup_epochs', 'epochs', 'weight_decay'):
-        try: float(opt.get(k, 1))
-        except (TypeError, ValueError): raise UniMDError(f"{path}: opt.{k} is {opt[k]!r}: give a number") from None
-    if warm and float(opt.get('warmup_epochs', 1)) < 1:
+    opt, n_dev, num = d['opt'], len(d['devices']) if isinstance(d['devices'], list) else 1, lambda k: _num(path, 'opt', opt, k)
+    lr, warm, warm_epochs = num('learning_rate'), opt.get('warmup', True), num('warmup_epochs')
+    if warm and (warm_epochs or 0) < 1:
         raise UniMDError(f"{path}: opt.warmup_epochs is {opt.get('warmup_epochs')} with opt.warmup true: the official schedule "
                          "would stay at lr 0: set opt.warmup_epochs to 1 or more, or opt.warmup: false")
-    lr = opt.get('learning_rate')
-    return dict(lr=None if lr is None else float(lr) * len(devices),  # train_sync.py scales the rate by the number of devices
-                weight_decay=opt.get('weight_decay'), epochs=opt.get('epochs'), warmup_epochs=opt.get('warmup_epochs') if warm else 0,
-                early_stop_epoch=opt.get('early_stop_epochs', 0), batch_size=loader.get('batch_size'),
-                clip_grad=tr.get('clip_grad_l2norm'), seed=d.get('init_rand_seed'), ema_decay=0.999, mode='cotrain', sampler='sync',
-                amp=False)
+    return dict(lr=None if lr is None else lr * n_dev, weight_decay=num('weight_decay'), epochs=num('epochs'),   # lr x devices: train_sync.py
+                warmup_epochs=warm_epochs if warm else 0, early_stop_epoch=opt.get('early_stop_epochs', 0), batch_size=d['loader'].get('batch_size'),
+                clip_grad=tr.get('clip_grad_l2norm'), seed=d.get('init_rand_seed'), ema_decay=0.999, mode='cotrain', sampler='sync', amp=False)
 
 def _official_model(path, m, ds, tr, te) -> dict:
     "The model section of an official config: widths and layers, targets, loss and decoding; compat official."
-    if m.get('fpn_dim', m.get('embd_dim')) != m.get('embd_dim'):
-        raise UniMDError(f"{path}: model.fpn_dim {m.get('fpn_dim')} differs from model.embd_dim {m.get('embd_dim')}: unimd's BiFPN keeps "
-                         f"the backbone width: set model.fpn_dim: {m.get('embd_dim')}")
-    arch, layers = m.get('backbone_arch', [None, None]), m.get('head_num_layers', 0)
+    if m['fpn_dim'] != m['embd_dim']: raise UniMDError(f"{path}: model.fpn_dim {m['fpn_dim']} differs from model.embd_dim {m['embd_dim']}: "
+                                                       f"unimd's BiFPN keeps the backbone width: set model.fpn_dim: {m['embd_dim']}")
+    arch, layers = m['backbone_arch'], m['head_num_layers']
     if not (isinstance(arch, list) and len(arch) >= 2 and isinstance(layers, int)):
         raise UniMDError(f"{path}: model.backbone_arch {arch!r}, model.head_num_layers {layers!r}: give a list like [2, 2, 5] and a whole number like 3")
     return dict(feat_dim=ds.get('input_dim', m.get('input_dim')), max_seq_len=ds.get('max_seq_len', m.get('max_seq_len')),
@@ -218,14 +225,14 @@ def _official_model(path, m, ds, tr, te) -> dict:
 def official_yaml_config(path, sets=()) -> Config:
     "Our Config for an official config file: our data config of its dataset; its model, loss, test and training values."
     d = yaml.safe_load(Path(path).read_text())
+    d = {**OFFICIAL_DEFAULTS, **d, **{k: {**v, **(d.get(k) or {})} for k, v in OFFICIAL_DEFAULTS.items() if isinstance(v, dict)}}
     if d['dataset_name'] not in OFFICIAL_DATASETS:
         raise UniMDError(f"{path}: dataset_name {d['dataset_name']!r} is none of {list(OFFICIAL_DATASETS)}")
     ours, section = OFFICIAL_DATASETS[d['dataset_name']]
-    m, ds, grid = d.get('model') or {}, d.get('dataset') or {}, d.get(section) or {}
-    tr, te = d.get('train_cfg') or m.get('train_cfg') or {}, d.get('test_cfg') or m.get('test_cfg') or {}
+    m, ds, grid = d['model'], d.get('dataset') or {}, d.get(section) or {}
+    tr, te = d['train_cfg'], d['test_cfg']                          # the official code gives the model these top-level sections
     for where, key, ok in OFFICIAL_ONLY:
-        v = {'opt': d.get('opt') or {}, 'model': m, 'train_cfg': tr, 'test_cfg': te}[where].get(key, ok)
-        if v != ok: raise UniMDError(f"{path}: {where}.{key} is {v!r}, which unimd does not reproduce: set {where}.{key}: {ok!r}")
+        if (v := d[where].get(key, ok)) != ok: raise UniMDError(f"{path}: {where}.{key} is {v!r}, which unimd does not reproduce: set {where}.{key}: {ok!r}")
     data = dict(num_classes=ds.get('num_classes'), feat_stride=grid.get('feat_stride'), frames_per_clip=grid.get('num_frames'),
                 l2_features=True)                                   # the official loaders L2-normalise every feature step
     if isinstance(grid.get('default_fps'), (int, float)): data['fps'] = grid['default_fps']
@@ -332,18 +339,15 @@ def set_attr(kind, name, value):
 # %% ../nbs/23_official.ipynb 61
 def check_out(out, inputs=(), force=False):
     "Refuse an --out that would destroy something: an input, an existing file (unless `force`), a .yaml checkpoint name."
-    out = Path(out)
-    if out.suffix in ('.yaml', '.yml'):
-        raise UniMDError(f"--out {out}: give the checkpoint's name (e.g. {out.with_suffix('.pt')}); its config is written beside it as .yaml")
+    if (out := Path(out)).suffix in ('.yaml', '.yml'): raise UniMDError(f"--out {out}: give the checkpoint's name (e.g. {out.with_suffix('.pt')}); its config goes beside it")
     for p in (out, out.with_suffix('.yaml')):
-        same = [q for q in inputs if q and Path(q).exists() and p.exists() and p.resolve() == Path(q).resolve()]
-        if same: raise UniMDError(f"--out {out} would overwrite the input {same[0]} (as {p}): choose another --out")
+        if p.exists() and any(q and Path(q).exists() and p.resolve() == Path(q).resolve() for q in inputs):
+            raise UniMDError(f"--out {out} would overwrite an input ({p}): choose another --out")
         if p.exists() and not force: raise UniMDError(f"--out {out}: {p} exists: choose another --out, or add --force to replace it")
 
 def import_official(checkpoint, config, out, sets=(), classes=(), force=False, inputs=()) -> Path:
     "Write official `checkpoint` as a unimd checkpoint at `out`, and its config beside it (out.yaml); returns the path."
-    from unimd.checkpoint import save_checkpoint, code_version
-    from unimd.data import atomic_file
+    from unimd.checkpoint import save_checkpoint, code_version; from unimd.data import atomic_file
     check_out(out, [checkpoint, config, *inputs], force)
     model = load_official(checkpoint, config, sets)
     state, cfg = model.state_dict(), config_dict(model.run_config)
@@ -364,10 +368,8 @@ def cli_import_official(argv=None) -> int:
     p.add_argument('--classes', help='a text file of the TAD class names, one a line, in label-id order')
     p.add_argument('--force', action='store_true', help='replace an existing --out file and its .yaml (never an input)')
     a = p.parse_args(argv)
-    classes = []
-    if a.classes:
-        if not Path(a.classes).is_file(): raise UniMDError(f"--classes {a.classes}: no such file (one class name a line)")
-        classes = [l.strip() for l in Path(a.classes).read_text().splitlines() if l.strip()]
+    if a.classes and not Path(a.classes).is_file(): raise UniMDError(f"--classes {a.classes}: no such file (one class name a line)")
+    classes = [l.strip() for l in Path(a.classes).read_text().splitlines() if l.strip()] if a.classes else []
     path = import_official(a.checkpoint, a.config, a.out, a.set, classes, a.force, [a.classes])
     print(f"wrote {path} (compat: official, {len(classes)} class names) and its config {path.with_suffix('.yaml')}")
     return 0
