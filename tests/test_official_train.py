@@ -251,3 +251,25 @@ def test_import_official_out_never_destroys(tmp_path, capsys):
     assert not (tmp_path / 'lone.pt').exists()
     assert main(base + ['--out', str(tmp_path / 'model.pt'), '--force']) == 0                           # replaced when asked
     assert torch.load(tmp_path / 'model.pt', weights_only=False)['config']['model']['compat'] == 'official'
+
+
+def test_unimd_train_with_compat_official_trains_the_official_way(tmp_path, capsys):
+    "The whole command on the SYNTHETIC world: the official recipe is picked, its first step runs at lr 0, its epoch is the official length."
+    import csv
+    from unimd.official_train import cli_train
+    from unimd.splits import load_split
+    from unimd.sampler import video_tasks
+    sets = ['model.text_encoder=hash', 'model.text_dim=32', 'model.feat_dim=16', 'model.channels=16', 'model.reg_mlp_hidden=16',
+            'model.fpn_layers=1', 'model.max_seq_len=192', 'data.synthetic.feat_dim=16', 'data.synthetic.n_train=16',
+            'data.synthetic.n_test=4', 'data.synthetic.n_classes=4', 'train.batch_size=2', 'train.warmup_epochs=2',
+            'train.epochs=1', 'train.early_stop_epoch=0', 'model.compat=official', 'model.head_dim=512']
+    assert cli_train(['--config', 'synthetic', '--out', str(tmp_path), '--no-progress'] + [x for s in sets for x in ('--set', s)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / 'log.csv')))
+    cfg, _ = pick('synthetic', sets)
+    t = video_tasks(load_split(cfg.data, 'train').videos)
+    kinds = [sum(ts == k for ts in t.values()) for k in ((TAD,), (MR,), (TAD, MR))]
+    n = official_epoch_length(*kinds, 2)
+    assert n > 0 and len(rows) == 3 * n                                       # 2 warm-up + 1 cosine epochs of the official length
+    lrs = [float(r['lr']) for r in rows]
+    np.testing.assert_allclose(lrs, [cfg.train.lr * official_lr_factor(k, 2 * n, 3 * n, 1e-8 / cfg.train.lr) for k in range(3 * n)], rtol=1e-9)
+    assert lrs[0] == 0.0 and 'final metrics' in capsys.readouterr().out
