@@ -125,6 +125,30 @@ def test_nan_training_feature(capsys, real_like):
     assert files_in(out) == []                                          # no header-only log.csv, no checkpoint
 
 
+def all_finite_checkpoint(out):
+    ck = load_checkpoint(out / 'checkpoint.pt')
+    return all(bool(torch.isfinite(t).all()) for sd in (ck['model'], ck['ema']) for t in sd.values() if t.dtype.is_floating_point)
+
+
+def test_infinite_learning_rate_stops_at_the_first_step(capsys, tmp_path):
+    out = tmp_path / 'out'
+    fails(capsys, ['train', '--config', 'synthetic', '--no-progress', '--out', str(out)] + sets('train.lr=inf'),
+          'train.lr', 'inf', 'no checkpoint was written')
+    assert not (out / 'checkpoint.pt').exists()
+
+
+def test_non_finite_loss_keeps_the_last_good_checkpoint(capsys, tmp_path):
+    "One step per epoch (one batch of all 12 videos); lr 1e36 / 4 at step 1 leaves finite but huge weights (checkpointed),"
+    "whose forward at step 2 overflows: the run stops there and the step-1 checkpoint stays, finite."
+    out = tmp_path / 'out'
+    argv = ['train', '--config', 'synthetic', '--no-progress', '--out', str(out)] + sets(
+        'train.batch_size=12', 'train.sampler=random', 'train.lr=1e36', 'train.warmup_epochs=4', 'train.epochs=2')
+    err = fails(capsys, argv, 'step 2 of phase 1/1', 'became non-finite at lr 5e+35', 'lower train.lr (now 1e+36)',
+                f"the last good checkpoint {out / 'checkpoint.pt'} (step 1 of phase 1) is kept")
+    assert load_checkpoint(out / 'checkpoint.pt')['step'] == 1 and all_finite_checkpoint(out)
+    assert not [p for p in out.iterdir() if p.name.endswith('.tmp')]
+
+
 # ---------------------------------------------------------------- Ctrl-C
 
 def test_ctrl_c_stops_with_a_checkpoint_and_resumes(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 NBS = Path(__file__).resolve().parent.parent / 'nbs'
-DONE = ['23a_official_model', '18b_hub_format', '00_core', '01_data', '01b_interchange', '02_synthetic', '10_text', '12_heads', '13_assign', '17_config', '18_checkpoint',
+DONE = ['23b_official_train', '23a_official_model', '18b_hub_format', '00_core', '01_data', '01b_interchange', '02_synthetic', '10_text', '12_heads', '13_assign', '17_config', '18_checkpoint',
         '19_splits', '20_sampler', '21_train', '31_predictor', '39_studies', '40_ablation_sampling',
         '41_ablation_data_volume', '42_ablation_loss_and_head', '43_check_features',
         '06_formats', '07_evaluate_cli', '32_app', '33_pretrained', '34_own_dataset', '24_released',

@@ -15,7 +15,7 @@ COMMANDS = {
     'demo':     ('unimd.demo', 'train dedicated and co-trained models on the synthetic world and compare them'),
     'stats':    ('unimd.stats', "reproduce the paper's dataset statistics from the real annotations"),
     'evaluate': ('unimd.evaluate_cli', 'score TAD or MR predictions with the official-equivalent metrics'),
-    'train':    ('unimd.train', 'train a UniMD model from a config'),
+    'train':    ('unimd.official_train', 'train a UniMD model from a config (an official YAML trains with the official recipe)'),
     'extract':  ('unimd.extract', 'CLIP image features of video files, one .npy [T, D] per video (for training and prediction)'),
     'predict':  ('unimd.predictor', 'ranked moments for class names and sentences (default: every class) in one video or feature file'),
     'app':      ('unimd.app', 'a web page (Gradio) to try a checkpoint on your videos and queries'),

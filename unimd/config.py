@@ -28,7 +28,7 @@ class TrainConfig:
     warmup_epochs: int = 5
     epochs: int = 30                 # cosine epochs after the warm-up (the official `epochs`)
     early_stop_epoch: int = 15       # training ends after this many epochs of a phase (0: the whole schedule)
-    clip_grad: float = 1.0
+    clip_grad: float = 1.0           # gradient L2-norm bound; <= 0: no clipping (the official convention)
     ema_decay: float = 0.999
     seed: int = 0
     fraction_tad: float = 1.0        # Table 1(d): share of the TAD training videos used
@@ -36,7 +36,7 @@ class TrainConfig:
     eval_epochs: list = field(default_factory=list)  # also evaluate after these epochs (1-based); the last always
     eval_batch_size: int = 4
     ckpt_every: int = 1              # epochs between checkpoints (the last epoch always)
-    amp: bool = True                 # bf16 autocast on CUDA (ignored on CPU)
+    amp: bool = True                 # bf16 autocast on CUDA (ignored on CPU); compat official: float32 unless set explicitly
     num_workers: int = 0             # DataLoader worker processes
     init: str = ''                   # fine-tune: start from this unimd checkpoint's weights (e.g. `unimd import-official`)
 

@@ -20,11 +20,11 @@ from .official_model import (OfficialUniMD, official_candidates, decode_official
                                   match_sets, f32_ulps, candidate_errors, detection_errors)
 
 # %% auto 0
-__all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_RESULTS', 'official_fixtures', 'our_name',
-           'official_name', 'unused_official', 'official_widths', 'config_key', 'map_official', 'read_official',
-           'is_official_yaml', 'official_yaml_config', 'official_config', 'load_official', 'fixture_batch',
-           'level_errors', 'train_losses', 'output_change', 'set_class', 'import_official', 'cli_import_official',
-           'official_predict']
+__all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_DEFAULTS', 'OFFICIAL_ONLY', 'OFFICIAL_RESULTS',
+           'official_fixtures', 'our_name', 'official_name', 'unused_official', 'official_widths', 'config_key',
+           'map_official', 'read_official', 'is_official_yaml', 'official_yaml_config', 'official_config',
+           'load_official', 'fixture_batch', 'level_errors', 'train_losses', 'output_change', 'set_class', 'check_out',
+           'import_official', 'cli_import_official', 'official_predict']
 
 # %% ../nbs/23_official.ipynb 5
 def official_fixtures() -> Path:
@@ -174,29 +174,75 @@ def is_official_yaml(config) -> bool:
     except yaml.YAMLError: return False
     return isinstance(d, dict) and 'model_name' in d and 'dataset_name' in d
 
+OFFICIAL_DEFAULTS = {  # what the official load_config (libs/core/config.py) and train_sync.py use where a file is silent
+    'devices': ['cuda:0'], 'init_rand_seed': 1234567891, 'loader': {'batch_size': 8},
+    'model': dict(backbone_type='convTransformer', fpn_type='identity', backbone_arch=[2, 2, 5], scale_factor=2, embd_kernel_size=3, embd_dim=512,
+                  fpn_dim=512, fpn_start_level=0, head_dim=512, head_kernel_size=3, head_num_layers=3, use_abs_pe=False, use_rel_pe=False,
+                  regression_range=[[0, 4], [4, 8], [8, 16], [16, 32], [32, 64], [64, 10000]]),
+    'train_cfg': dict(center_sample='radius', center_sample_radius=1.5, cls_prior_prob=0.01, init_loss_norm=2000, clip_grad_l2norm=-1, label_smoothing=0.0,
+                      tad_loss_weight=1.0, mr_loss_weight=1.0),
+    'test_cfg': dict(pre_nms_thresh=0.001, pre_nms_topk=5000, min_score=0.01, max_seg_num=1000, nms_method='soft', nms_sigma=0.5, duration_thresh=0.05,
+                     multiclass_nms=True, voting_thresh=0.75),
+    'opt': dict(type='AdamW', weight_decay=0.0, learning_rate=1e-3, epochs=30, warmup=True, warmup_epochs=5, schedule_type='cosine')}
+OFFICIAL_ONLY = [('opt', 'type', 'AdamW'), ('opt', 'schedule_type', 'cosine'), ('model', 'backbone_type', 'convnext_stage'), ('model', 'fpn_type', 'bifpn_convnext'),
+                 ('model', 'cls_head_type', 'dot'), ('model', 'reg_head_type', 'one_head_multi'), ('model', 'fpn_start_level', 0), ('model', 'scale_factor', 2),
+                 ('model', 'use_abs_pe', False), ('model', 'use_rel_pe', False), ('train_cfg', 'center_sample', 'radius'), ('train_cfg', 'loss_weight', 1.0),
+                 ('test_cfg', 'nms_method', 'soft'), ('test_cfg', 'multiclass_nms', True)]   # (section, key, the one value unimd reproduces)
+
+def _num(path, section, d, key):
+    "d[key] as a number (None if absent), or one line naming the official key."
+    try: return None if d.get(key) is None else float(d[key])
+    except (TypeError, ValueError): raise UniMDError(f"{path}: {section}.{key} is {d[key]!r}: give a number") from None
+
+def _official_train(path, d, tr) -> dict:
+    "The train section of an official config: its opt, loader.batch_size, clip_grad_l2norm, seed; float32 (the official precision)."
+    opt, n_dev, num = d['opt'], len(d['devices']) if isinstance(d['devices'], list) else 1, lambda k: _num(path, 'opt', opt, k)
+    lr, warm, warm_epochs = num('learning_rate'), opt.get('warmup', True), num('warmup_epochs')
+    if warm and (warm_epochs or 0) < 1:
+        raise UniMDError(f"{path}: opt.warmup_epochs is {opt.get('warmup_epochs')} with opt.warmup true: the official schedule "
+                         "would stay at lr 0: set opt.warmup_epochs to 1 or more, or opt.warmup: false")
+    return dict(lr=None if lr is None else lr * n_dev, weight_decay=num('weight_decay'), epochs=num('epochs'),   # lr x devices: train_sync.py
+                warmup_epochs=warm_epochs if warm else 0, early_stop_epoch=opt.get('early_stop_epochs', 0), batch_size=d['loader'].get('batch_size'),
+                clip_grad=tr.get('clip_grad_l2norm'), seed=d.get('init_rand_seed'), ema_decay=0.999, mode='cotrain', sampler='sync', amp=False)
+
+def _official_model(path, m, ds, tr, te) -> dict:
+    "The model section of an official config: widths and layers, targets, loss and decoding; compat official."
+    if m['fpn_dim'] != m['embd_dim']: raise UniMDError(f"{path}: model.fpn_dim {m['fpn_dim']} differs from model.embd_dim {m['embd_dim']}: "
+                                                       f"unimd's BiFPN keeps the backbone width: set model.fpn_dim: {m['embd_dim']}")
+    arch, layers = m['backbone_arch'], m['head_num_layers']
+    if not (isinstance(arch, list) and len(arch) >= 2 and isinstance(layers, int)):
+        raise UniMDError(f"{path}: model.backbone_arch {arch!r}, model.head_num_layers {layers!r}: give a list like [2, 2, 5] and a whole number like 3")
+    return dict(feat_dim=ds.get('input_dim', m.get('input_dim')), max_seq_len=ds.get('max_seq_len', m.get('max_seq_len')),
+                channels=m.get('embd_dim'), embd_kernel=m.get('embd_kernel_size'), block_kernel=m.get('embd_kernel_size'),
+                n_embd_convs=arch[0], n_stem=arch[1], convnext_depths=m.get('convnext_depths'), fpn_layers=m.get('fpn_layer'),
+                fpn_kernel=m.get('fpn_kernel_size'), head_dim=m.get('head_dim'), head_kernel=m.get('head_kernel_size'),
+                head_convs=layers - 1 if layers else None, reg_mlp_hidden=m.get('query_fc_chanel', 512), compat='official',
+                regression_ranges=m.get('regression_range'),
+                num_classes=ds.get('num_classes', m.get('num_classes')), center_radius=tr.get('center_sample_radius'),
+                label_smoothing=tr.get('label_smoothing'), lambda_tad=tr.get('tad_loss_weight'), lambda_mr=tr.get('mr_loss_weight'),
+                loss_norm_init=tr.get('init_loss_norm'), cls_prior=tr.get('cls_prior_prob'), score_thresh=te.get('pre_nms_thresh'),
+                pre_nms_topk=te.get('pre_nms_topk'), nms_sigma=te.get('nms_sigma'), max_seg=te.get('max_seg_num'),
+                min_score=te.get('min_score'), duration_thresh=te.get('duration_thresh'), voting_thresh=te.get('voting_thresh'))
+
 def official_yaml_config(path, sets=()) -> Config:
-    "Our Config for an official config file: our config of its dataset with its model, loss and test-time values."
+    "Our Config for an official config file: our data config of its dataset; its model, loss, test and training values."
     d = yaml.safe_load(Path(path).read_text())
+    d = {**OFFICIAL_DEFAULTS, **d, **{k: {**v, **(d.get(k) or {})} for k, v in OFFICIAL_DEFAULTS.items() if isinstance(v, dict)}}
     if d['dataset_name'] not in OFFICIAL_DATASETS:
         raise UniMDError(f"{path}: dataset_name {d['dataset_name']!r} is none of {list(OFFICIAL_DATASETS)}")
     ours, section = OFFICIAL_DATASETS[d['dataset_name']]
-    m, ds, grid = d.get('model', {}), d.get('dataset', {}), d.get(section, {})
-    tr, te = d.get('train_cfg') or m.get('train_cfg', {}), d.get('test_cfg') or m.get('test_cfg', {})
-    if float(tr.get('loss_weight', 1.0)) != 1.0 or te.get('nms_method', 'soft') != 'soft' or not te.get('multiclass_nms', True):
-        raise UniMDError(f"{path}: loss_weight {tr.get('loss_weight')}, nms_method {te.get('nms_method')!r}, multiclass_nms "
-                         f"{te.get('multiclass_nms')}: unimd reproduces loss_weight 1 and per-class Soft-NMS only")
-    model = dict(feat_dim=ds.get('input_dim', m.get('input_dim')), max_seq_len=ds.get('max_seq_len', m.get('max_seq_len')),
-                 regression_ranges=m.get('regression_range'),
-                 num_classes=ds.get('num_classes', m.get('num_classes')), center_radius=tr.get('center_sample_radius'),
-                 label_smoothing=tr.get('label_smoothing'), lambda_tad=tr.get('tad_loss_weight'), lambda_mr=tr.get('mr_loss_weight'),
-                 loss_norm_init=tr.get('init_loss_norm'), cls_prior=tr.get('cls_prior_prob'), score_thresh=te.get('pre_nms_thresh'),
-                 pre_nms_topk=te.get('pre_nms_topk'), nms_sigma=te.get('nms_sigma'), max_seg=te.get('max_seg_num'),
-                 min_score=te.get('min_score'), duration_thresh=te.get('duration_thresh'), voting_thresh=te.get('voting_thresh'))
-    data = dict(num_classes=ds.get('num_classes'), feat_stride=grid.get('feat_stride'), frames_per_clip=grid.get('num_frames'))
+    m, ds, grid = d['model'], d.get('dataset') or {}, d.get(section) or {}
+    tr, te = d['train_cfg'], d['test_cfg']                          # the official code gives the model these top-level sections
+    for where, key, ok in OFFICIAL_ONLY:
+        if (v := d[where].get(key, ok)) != ok: raise UniMDError(f"{path}: {where}.{key} is {v!r}, which unimd does not reproduce: set {where}.{key}: {ok!r}")
+    data = dict(num_classes=ds.get('num_classes'), feat_stride=grid.get('feat_stride'), frames_per_clip=grid.get('num_frames'),
+                l2_features=True)                                   # the official loaders L2-normalise every feature step
     if isinstance(grid.get('default_fps'), (int, float)): data['fps'] = grid['default_fps']
     drop_none = lambda x: {k: v for k, v in x.items() if v is not None}
-    cfg = update_config(load_config(ours), {'model': drop_none(model), 'data': drop_none(data)}, str(path))
+    cfg = update_config(load_config(ours), {'model': drop_none(_official_model(path, m, ds, tr, te)), 'data': drop_none(data),
+                                            'train': drop_none(_official_train(path, d, tr))}, str(path))
     return update_config(cfg, parse_sets(sets), '--set')
+
 
 # %% ../nbs/23_official.ipynb 34
 def official_config(sd: dict, config='ego4d', sets=(), source='checkpoint') -> Config:
@@ -276,12 +322,21 @@ def set_class(old, new):
     return f
 
 # %% ../nbs/23_official.ipynb 63
-def import_official(checkpoint, config, out, sets=(), classes=()) -> Path:
+def check_out(out, inputs=(), force=False):
+    "Refuse an --out that would destroy something: an input, an existing file (unless `force`), a .yaml checkpoint name."
+    if (out := Path(out)).suffix in ('.yaml', '.yml'): raise UniMDError(f"--out {out}: give the checkpoint's name (e.g. {out.with_suffix('.pt')}); its config goes beside it")
+    for p in (out, out.with_suffix('.yaml')):
+        if p.exists() and any(q and Path(q).exists() and p.resolve() == Path(q).resolve() for q in inputs):
+            raise UniMDError(f"--out {out} would overwrite an input ({p}): choose another --out")
+        if p.exists() and not force: raise UniMDError(f"--out {out}: {p} exists: choose another --out, or add --force to replace it")
+
+def import_official(checkpoint, config, out, sets=(), classes=(), force=False, inputs=()) -> Path:
     "Write official `checkpoint` as a unimd checkpoint at `out`, and its config beside it (out.yaml); returns the path."
-    from unimd.checkpoint import save_checkpoint, code_version
-    from unimd.data import atomic_file
+    from unimd.checkpoint import save_checkpoint, code_version; from unimd.data import atomic_file
+    check_out(out, [checkpoint, config, *inputs], force)
     model = load_official(checkpoint, config, sets)
     state, cfg = model.state_dict(), config_dict(model.run_config)
+    if not any(s.split('=')[0].strip() == 'train.amp' for s in sets): cfg['train']['amp'] = False   # official precision unless asked
     path = save_checkpoint(dict(config=cfg, code=code_version(), phase=0, step=0, history=[], model=state, ema=state,
                                 classes=list(classes), imported_from=str(checkpoint)), out)
     with atomic_file(Path(out).with_suffix('.yaml'), 'w') as f: yaml.safe_dump(cfg, f, sort_keys=False)   # for unimd train --config
@@ -296,12 +351,11 @@ def cli_import_official(argv=None) -> int:
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override a config key')
     p.add_argument('--out', required=True, help='the unimd checkpoint to write (e.g. ego4d_official.pt)')
     p.add_argument('--classes', help='a text file of the TAD class names, one a line, in label-id order')
+    p.add_argument('--force', action='store_true', help='replace an existing --out file and its .yaml (never an input)')
     a = p.parse_args(argv)
-    classes = []
-    if a.classes:
-        if not Path(a.classes).is_file(): raise UniMDError(f"--classes {a.classes}: no such file (one class name a line)")
-        classes = [l.strip() for l in Path(a.classes).read_text().splitlines() if l.strip()]
-    path = import_official(a.checkpoint, a.config, a.out, a.set, classes)
+    if a.classes and not Path(a.classes).is_file(): raise UniMDError(f"--classes {a.classes}: no such file (one class name a line)")
+    classes = [l.strip() for l in Path(a.classes).read_text().splitlines() if l.strip()] if a.classes else []
+    path = import_official(a.checkpoint, a.config, a.out, a.set, classes, a.force, [a.classes])
     print(f"wrote {path} (compat: official, {len(classes)} class names) and its config {path.with_suffix('.yaml')}")
     return 0
 

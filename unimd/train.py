@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, copy, csv, functools, json, math, os, random, sys, time
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 import numpy as np
 import torch
@@ -17,12 +18,12 @@ from .model import UniMD
 from .text import get_encoder, FrozenText
 from .config import Config, TrainConfig, load_config, config_dict, phases, phase_tasks
 from .checkpoint import code_version, save_checkpoint, load_checkpoint, unwrap, run_state, resume, StopOnInterrupt, init_weights
-from .splits import Split, load_splits, split_texts, TrainSet
+from .splits import Split, load_splits, split_texts, TrainSet, text_encoder
 
 # %% auto 0
 __all__ = ['BENCHMARKS', 'make_loader', 'make_optimizer', 'lr_factor', 'make_schedule', 'EMA', 'train_step', 'predict', 'score',
-           'write_predictions', 'Env', 'setup_env', 'barrier', 'wrap_ddp', 'build_model', 'Logger', 'train', 'finish',
-           'train_parser', 'format_metrics', 'cli_train']
+           'write_predictions', 'Env', 'setup_env', 'barrier', 'wrap_ddp', 'build_model', 'Logger', 'Recipe',
+           'all_finite', 'non_finite', 'train', 'finish', 'train_parser', 'format_metrics', 'cli_train']
 
 # %% ../nbs/21_train.ipynb 6
 def make_loader(ds, iterations, text, num_workers=0):
@@ -64,19 +65,23 @@ class EMA:
 
 # %% ../nbs/21_train.ipynb 19
 def train_step(model, batch, opt, sched, ema, tc: TrainConfig) -> dict:
-    "Forward, weighted loss, backward, clip, AdamW step, schedule step, EMA update -> logged numbers."
+    "Forward, weighted loss, backward, clip (clip_grad <= 0: none), AdamW step, schedule step, EMA update -> logged numbers."
     dev = batch.feats.device.type
     with torch.autocast(dev, dtype=torch.bfloat16, enabled=tc.amp and dev == 'cuda'):
         losses = unwrap(model).loss(model(batch), batch)
     opt.zero_grad(set_to_none=True)
     losses['total'].backward()
-    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad)
-    lr = opt.param_groups[0]['lr']                      # the rate this step used
+    # max_norm inf: the norm is still measured (logged, checked) and every gradient is multiplied by exactly 1
+    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad if tc.clip_grad > 0 else math.inf)
+    lr = opt.param_groups[0]['lr']                      # the rate this step uses
+    bad = [k for k, v in (('loss', losses['total'].item()), ('gradient norm', gnorm.item()),
+                          ('learning rate', max(g['lr'] for g in opt.param_groups))) if not math.isfinite(v)]
+    if bad: raise FloatingPointError(f"the {' and the '.join(bad)} became non-finite", lr)   # before any update
     opt.step(); sched.step(); ema.update(unwrap(model))
     return {'loss': losses['total'].item(), 'tad': losses['tad'].item(), 'mr': losses['mr'].item(),
             'grad_norm': gnorm.item(), 'lr': lr, 'pos_tad': int(losses['npos_tad']), 'pos_mr': int(losses['npos_mr'])}
 
-# %% ../nbs/21_train.ipynb 23
+# %% ../nbs/21_train.ipynb 24
 @torch.no_grad()
 def predict(model, split: Split, text, tasks=TASKS, batch_size=4, amp=True, progress=False) -> dict:
     "Detections for every test video and query of `tasks`: {task: {vid: {qid: [Moment]}}}."
@@ -95,7 +100,7 @@ def predict(model, split: Split, text, tasks=TASKS, batch_size=4, amp=True, prog
             for q in it.queries: preds[q.task].setdefault(it.vid, {})[q.qid] = list(d.get(q.qid, []))
     return preds
 
-# %% ../nbs/21_train.ipynb 26
+# %% ../nbs/21_train.ipynb 27
 BENCHMARKS = {'synthetic': ('activitynet', 'charades-sta'), 'charades': ('charades', 'charades-sta'),
               'ego4d': ('ego4d', 'ego4d-nlq'), 'anet': ('activitynet', 'anet-captions')}   # (TAD, MR) protocols
 
@@ -104,12 +109,8 @@ def score(split: Split, preds: dict, dataset='synthetic') -> dict:
     from unimd.evaluate import evaluate_tad, evaluate_mr
     tad_b, mr_b = BENCHMARKS.get(dataset, BENCHMARKS['synthetic'])
     out = {}
-    if TAD in preds:
-        gt = {k: v for k, v in split.videos.items() if v.has_tad}
-        out.update({f'tad_{k}': v for k, v in evaluate_tad(gt, preds[TAD], tad_b).items()})
-    if MR in preds:
-        gt = {k: v for k, v in split.videos.items() if v.has_mr}
-        out.update({f'mr_{k}': v for k, v in evaluate_mr(gt, preds[MR], mr_b).items()})
+    for task, fn, bench, has in ((TAD, evaluate_tad, tad_b, 'has_tad'), (MR, evaluate_mr, mr_b, 'has_mr')):
+        if task in preds: out.update({f'{task}_{k}': v for k, v in fn({k: v for k, v in split.videos.items() if getattr(v, has)}, preds[task], bench).items()})
     return out
 
 def write_predictions(preds: dict, out) -> list:
@@ -120,7 +121,7 @@ def write_predictions(preds: dict, out) -> list:
     if MR in preds: paths.append(write_mr_predictions(preds[MR], out / 'predictions_mr.jsonl'))
     return paths
 
-# %% ../nbs/21_train.ipynb 29
+# %% ../nbs/21_train.ipynb 30
 @dataclass
 class Env:
     "Where this process runs: device, rank and world size (world_size > 1 under torchrun)."
@@ -140,7 +141,7 @@ def setup_env(seed=0) -> Env:
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)  # same seed on every rank: same initial weights
     return Env(device, rank, world)
 
-# %% ../nbs/21_train.ipynb 31
+# %% ../nbs/21_train.ipynb 32
 def barrier(env):
     "Wait for every process (a no-op in a single process)."
     if env.world > 1: torch.distributed.barrier()
@@ -150,18 +151,18 @@ def wrap_ddp(model, env):
     if env.world == 1: return model
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == 'cuda' else None)
 
-# %% ../nbs/21_train.ipynb 34
-def build_model(cfg: Config, split: Split, text):
-    "UniMD(cfg.model), after checking its input sizes against the features and the text encoder."
+# %% ../nbs/21_train.ipynb 35
+def build_model(cfg: Config, split: Split, text, make=None):
+    "`make(cfg.model)` (default UniMD), after checking its input sizes against the features and the text encoder."
     D = split.features(next(iter(split.videos))).shape[1]
     if cfg.model.feat_dim != D:
         raise UniMDError(f"model.feat_dim is {cfg.model.feat_dim} but the {cfg.data.dataset} features are {D}-d: --set model.feat_dim={D}")
     if cfg.model.text_dim != text.dim:
         raise UniMDError(f"model.text_dim is {cfg.model.text_dim} but the {text.name} text encoder gives {text.dim}-d embeddings: "
                          f"--set model.text_dim={text.dim}")
-    return UniMD(cfg.model)
+    return (make or UniMD)(cfg.model)
 
-# %% ../nbs/21_train.ipynb 37
+# %% ../nbs/21_train.ipynb 38
 class Logger:
     "Per-step rows in out/log.csv (and TensorBoard if installed); `upto` = (phase, step) keeps earlier rows on resume."
     FIELDS = ['phase', 'epoch', 'step', 'loss', 'tad', 'mr', 'grad_norm', 'lr', 'pos_tad', 'pos_mr', 'sec']
@@ -174,9 +175,7 @@ class Logger:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.f = open(path, 'w', newline='')
         self.w = csv.DictWriter(self.f, self.FIELDS, extrasaction='ignore'); self.w.writeheader(); self.w.writerows(rows)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(self.out / 'tensorboard'))
+        try: from torch.utils.tensorboard import SummaryWriter; self.tb = SummaryWriter(str(self.out / 'tensorboard'))
         except ImportError: pass
         self.n = len(rows)
 
@@ -190,24 +189,48 @@ class Logger:
         if self.f: self.f.close()
         if self.tb: self.tb.close()
 
-# %% ../nbs/21_train.ipynb 40
-def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
-    "Train as `cfg` says; checkpoint.pt, log.csv, predictions and metrics.json go to `out` (resumed if a checkpoint is there)."
+# %% ../nbs/21_train.ipynb 41
+@dataclass
+class Recipe:
+    "How a config trains: unimd's parts by default; 23b_official_train builds the official code's."
+    name: str = 'unimd'
+    optimizer: Callable = make_optimizer    # (model, tc) -> the optimiser
+    schedule: Callable = make_schedule      # (opt, tc, steps_per_epoch) -> a scheduler stepped after every step
+    sampler: Callable = make_sampler        # (name, tasks, batch_size, seed, rank, world) -> the epoch plan (a TaskSampler)
+    ema: Callable = EMA                     # (model, decay) -> the averaged model (.module, .update(model))
+    start: Callable = None                  # (model) -> None, at every start and resume
+    model: Callable = None                  # (cfg.model) -> the model (None: UniMD)
+
+def all_finite(*models) -> bool:
+    "Whether every floating-point tensor of the models' states is finite (checked before a checkpoint is written)."
+    return all(bool(torch.isfinite(t).all()) for m in models for t in m.state_dict().values() if t.dtype.is_floating_point)
+
+def non_finite(what, lr, phase, step, n_phases, tc, out, saved) -> UniMDError:
+    "One line: where training met a non-finite value, the likely fix, and the checkpoint that is kept."
+    fix = f"lower train.lr (now {tc.lr:g}){'' if tc.clip_grad > 0 else ' or clip (--set train.clip_grad=1.0)'}, or look for NaN in the features (unimd check)"
+    kept = f"the last good checkpoint {out / 'checkpoint.pt'} (step {saved[1]} of phase {saved[0] + 1}) is kept" if saved else "no checkpoint was written"
+    return UniMDError(f"step {step + 1} of phase {phase + 1}/{n_phases}: {what} at lr {lr:g}: {fix if math.isfinite(tc.lr) else 'train.lr must be a finite number'}; {kept}")
+
+# %% ../nbs/21_train.ipynb 44
+def train(cfg: Config, out, progress=True, stop_after=None, world=None, recipe: Recipe = None) -> dict:
+    "Train as `cfg` says (the way `recipe` says, default unimd's); checkpoint.pt, log.csv, predictions and metrics.json go to `out` (resumed if a checkpoint is there)."
     from tqdm.auto import tqdm
-    out, tc, env = Path(out), cfg.train, setup_env(cfg.train.seed)
+    out, tc, env, rc = Path(out), cfg.train, setup_env(cfg.train.seed), recipe or Recipe()
     plan = phases(tc)
     if cfg.data.features:                         # features extracted on another grid or width: refuse before any work
-        from unimd.pretrained import check_feature_spec, config_spec
+        from unimd.hub_format import check_feature_spec, config_spec
         check_feature_spec(config_spec(cfg), cfg.data.features, 'the config', cfg.data.ignore_feature_spec)
     tr, te = load_splits(cfg.data, world)
-    text = FrozenText(get_encoder(cfg.model, cfg.data, tr.classes), split_texts(tr, te))
-    model = build_model(cfg, tr, text).to(env.device)
+    text = FrozenText(text_encoder(cfg.model, cfg.data, tr.classes), split_texts(tr, te))
+    model = build_model(cfg, tr, text, rc.model).to(env.device)
     if tc.init and not (out / 'checkpoint.pt').exists(): init_weights(model, tc.init)   # fine-tune from another run
-    ema = EMA(model, tc.ema_decay)
+    ema = rc.ema(model, tc.ema_decay)
     tasks = keep_fraction(video_tasks(tr.videos), tc.fraction_tad, tc.fraction_mr, tc.seed)
     ds = TrainSet(tr, cfg.data, cfg.model.max_seq_len, tc.seed)
     ck = resume(out / 'checkpoint.pt', cfg, model, ema)
+    if rc.start: rc.start(model)                  # e.g. state the recipe does not carry across a resume
     at, history = ((ck['phase'], ck['step']), ck['history']) if ck else ((0, 0), [])
+    saved = at if ck else None                    # the last checkpoint written (phase, step)
     done = bool(history) and (history[-1]['phase'], history[-1]['epoch']) == (len(plan) - 1, tc.stop_epoch)   # the last evaluation ran
     if ck and env.main: print(f"{out / 'checkpoint.pt'} is a finished run: nothing left to train" if done else
                               f"resuming {out / 'checkpoint.pt'} at step {at[1]} of phase {at[0] + 1}/{len(plan)}", file=sys.stderr)
@@ -216,9 +239,9 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
         try:
             for phase, name in enumerate(plan):
                 if phase < at[0]: continue
-                sampler = make_sampler(name, tasks, tc.batch_size, tc.seed + phase, env.rank, env.world)
-                n, opt = len(sampler), make_optimizer(model, tc)
-                sched, step = make_schedule(opt, tc, n), 0
+                sampler = rc.sampler(name, tasks, tc.batch_size, tc.seed + phase, env.rank, env.world)
+                n, opt = len(sampler), rc.optimizer(model, tc)
+                sched, step = rc.schedule(opt, tc, n), 0
                 if ck and phase == at[0]: opt.load_state_dict(ck['opt']); sched.load_state_dict(ck['sched']); step = at[1]
                 net = wrap_ddp(model, env)
                 bar = tqdm(total=tc.stop_epoch * n, initial=step, desc=name, unit='step', leave=False, disable=not (progress and env.main))
@@ -227,7 +250,8 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
                     sampler.set_epoch(epoch); ds.epoch = epoch; model.train()
                     for batch in make_loader(ds, sampler.iterations()[skip:], text, tc.num_workers):
                         t = time.time()
-                        row = train_step(net, batch.to(env.device), opt, sched, ema, tc)
+                        try: row = train_step(net, batch.to(env.device), opt, sched, ema, tc)
+                        except FloatingPointError as e: raise non_finite(*e.args, phase, step, len(plan), tc, out, saved) from None
                         step, n_steps = step + 1, n_steps + 1
                         if log: log.write(phase=phase, epoch=epoch + 1, step=step, sec=round(time.time() - t, 4), **row)
                         bar.update(); bar.set_postfix(epoch=f'{epoch + 1}/{tc.stop_epoch}', loss=f"{row['loss']:.3f}", refresh=False)
@@ -238,7 +262,10 @@ def train(cfg: Config, out, progress=True, stop_after=None, world=None) -> dict:
                         write_predictions(preds, out)
                         history.append({'phase': phase, 'name': name, 'epoch': done, 'step': step, 'metrics': score(te, preds, cfg.data.dataset)})
                     if (complete and (done % tc.ckpt_every == 0 or done == tc.stop_epoch)) or halt:
+                        if env.main and not all_finite(model, ema.module):   # never a non-finite checkpoint
+                            raise non_finite('a weight became non-finite', sched.get_last_lr()[0], phase, step - 1, len(plan), tc, out, saved)
                         if env.main: save_checkpoint(run_state(cfg, phase, step, model, ema, opt, sched, history, tr.classes), out / 'checkpoint.pt')
+                        saved = (phase, step)
                     barrier(env)
                     if halt: bar.close(); return {'stopped': (phase, step), **({'interrupted': True} if stop.asked else {})}
                 bar.close()
@@ -253,11 +280,11 @@ def finish(cfg, out, history, env) -> dict:
     res = {'final': history[-1]['metrics'] if history else {}, 'history': history, 'config': config_dict(cfg), 'code': code_version()}
     if env.main:
         with atomic_file(Path(out) / 'metrics.json', 'w') as f: json.dump(res, f, indent=1)
-        from unimd.pretrained import save_pretrained, run_pretrained
+        from unimd.hub_format import save_pretrained, run_pretrained
         save_pretrained(run_pretrained(out), Path(out) / 'pretrained')   # the model to share: weights, config, model card
     return res
 
-# %% ../nbs/21_train.ipynb 49
+# %% ../nbs/21_train.ipynb 53
 def train_parser():
     "The options of `unimd train`."
     p = argparse.ArgumentParser(prog='unimd train', description='Train UniMD: dedicated, pre-train/fine-tune or co-training.')
@@ -274,15 +301,15 @@ def format_metrics(m: dict) -> str:
     "One line per metric, in percent."
     return '\n'.join(f'  {k:<16} {v:6.2f}' for k, v in m.items())
 
-# %% ../nbs/21_train.ipynb 51
-def cli_train(argv=None) -> int:
-    "unimd train --config CONFIG [--mode M] [--sampler S] [--set k=v ...] --out DIR"
+# %% ../nbs/21_train.ipynb 55
+def cli_train(argv=None, pick=None) -> int:
+    "unimd train --config CONFIG [--mode M] [--sampler S] [--set k=v ...] --out DIR; `pick(config, sets)` -> (Config, Recipe)."
     a = train_parser().parse_args(argv)
     sets = a.set + [f'train.{k}={getattr(a, k)}' for k in ('mode', 'sampler') if getattr(a, k)]
     sets += ['data.ignore_feature_spec=true'] if a.ignore_feature_spec else []
-    cfg = load_config(a.config, sets)
+    cfg, recipe = (pick or (lambda c, s: (load_config(c, s), Recipe())))(a.config, sets)
     again = "run the same command to resume"
-    try: res = train(cfg, a.out, progress=not a.no_progress)
+    try: res = train(cfg, a.out, progress=not a.no_progress, recipe=recipe)
     except KeyboardInterrupt:
         ck = Path(a.out) / 'checkpoint.pt'
         where = f"the last checkpoint is at step {load_checkpoint(ck)['step']}" if ck.exists() else "no checkpoint was written yet"
