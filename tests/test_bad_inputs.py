@@ -225,3 +225,14 @@ def test_predict_checkpoint_that_is_a_zip_of_other_files(capsys, feats_npy, tmp_
     with zipfile.ZipFile(tmp_path / 'model.pt', 'w') as z: z.writestr('weights/readme.txt', 'see the website')
     fails(capsys, ['predict', str(tmp_path / 'model.pt'), feats_npy, '-q', 'a'], 'model.pt is a zip archive of other files',
           'readme.txt', 'not a torch checkpoint')
+
+
+def test_import_official_refuses_a_binary_classes_file(tmp_path, capsys):
+    "A binary --classes file is one line naming it (it was a UnicodeDecodeError traceback), before any checkpoint is read."
+    from unimd.cli import main
+    (tmp_path / 'classes.bin').write_bytes(b'\x89PNG\r\n\x1a\n\xff\xfe\x00')
+    code = main(['import-official', str(tmp_path / 'missing.pth.tar'), '--config', 'ego4d', '--classes',
+                 str(tmp_path / 'classes.bin'), '--out', str(tmp_path / 'out.pt')])
+    err = capsys.readouterr().err
+    assert code == 2 and 'not UTF-8 text' in err and err.count('\n') == 1, err
+    assert not (tmp_path / 'out.pt').exists()

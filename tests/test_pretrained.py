@@ -188,3 +188,13 @@ def test_push_says_in_one_line_why_it_cannot(run, monkeypatch):
     r = subprocess.run(['unimd', 'push', str(d / 'pt'), 'me/unimd-test'], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2 and 'could not be reached' in r.stderr and r.stderr.count('\n') == 1, r.stderr
     assert time.time() - t < 60
+
+
+def test_a_synthetic_model_refuses_a_real_video_in_one_line(run, tmp_path):
+    "The demo's models know the SYNTHETIC world only: a video gets one line saying so and the way forward."
+    from unimd.extract import make_test_video
+    d = run[0]
+    video = make_test_video(tmp_path / 'kitchen.mkv', np.random.default_rng(0).integers(0, 255, (24, 32, 32, 3), dtype=np.uint8))
+    code, out, err = cli('predict', d / 'pt', video, '-q', 'open a door')
+    assert code == 2 and "SYNTHETIC world's rendered features" in err and 'Your own video' in err and err.count('\n') == 1, err
+    assert out == ''

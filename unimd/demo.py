@@ -139,8 +139,7 @@ def try_commands(out, made, world, run='sync', quick=False) -> list:
             f'unimd app --checkpoint {q(ck / "checkpoint.pt")}']
 
 # %% ../nbs/22_demo.ipynb 29
-TIMES = ('one thread: about 7 min of CPU time, --quick about 2.2 min; on a shared 2-core machine the wall time was '
-         '27 min and 10-14 min beside six other jobs (README)')
+TIMES = 'minutes on one CPU thread; measured times, dated, with the machine: benchmarks/README.md'
 
 def cli_demo(argv=None, cfg=None) -> int:
     "unimd demo [--quick] [--out DIR]: the SYNTHETIC comparison of dedicated and co-trained models (`cfg`: tests)."

@@ -24,7 +24,7 @@ __all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_DEFAULT
            'official_fixtures', 'our_name', 'official_name', 'unused_official', 'official_widths', 'config_key',
            'map_official', 'read_official', 'is_official_yaml', 'official_yaml_config', 'official_config',
            'load_official', 'fixture_batch', 'level_errors', 'train_losses', 'output_change', 'set_class', 'check_out',
-           'import_official', 'cli_import_official', 'official_predict']
+           'import_official', 'read_class_names', 'cli_import_official', 'official_predict']
 
 # %% ../nbs/23_official.ipynb 5
 def official_fixtures() -> Path:
@@ -342,6 +342,16 @@ def import_official(checkpoint, config, out, sets=(), classes=(), force=False, i
     with atomic_file(Path(out).with_suffix('.yaml'), 'w') as f: yaml.safe_dump(cfg, f, sort_keys=False)   # for unimd train --config
     return path
 
+def read_class_names(path) -> list:
+    "One class name a line, from a UTF-8 text file; a binary file or a FIFO is one line naming it."
+    from unimd.features import open_regular
+    with open_regular(path, '--classes file (one class name a line)') as f: data = f.read(1 << 20)
+    try: text = data.decode('utf-8')
+    except UnicodeDecodeError as e: text, bad = '', e.start
+    else: bad = text.find('\x00') if '\x00' in text else None
+    if bad is not None: raise UniMDError(f"--classes {path}: not UTF-8 text (byte {bad}): give a text file with one class name a line")
+    return [l.strip() for l in text.splitlines() if l.strip()]
+
 def cli_import_official(argv=None) -> int:
     "unimd import-official CKPT --config NAME [--set k=v ...] --out FILE [--classes FILE]"
     import argparse
@@ -353,13 +363,12 @@ def cli_import_official(argv=None) -> int:
     p.add_argument('--classes', help='a text file of the TAD class names, one a line, in label-id order')
     p.add_argument('--force', action='store_true', help='replace an existing --out file and its .yaml (never an input)')
     a = p.parse_args(argv)
-    if a.classes and not Path(a.classes).is_file(): raise UniMDError(f"--classes {a.classes}: no such file (one class name a line)")
-    classes = [l.strip() for l in Path(a.classes).read_text().splitlines() if l.strip()] if a.classes else []
+    classes = read_class_names(a.classes) if a.classes else []
     path = import_official(a.checkpoint, a.config, a.out, a.set, classes, a.force, [a.classes])
     print(f"wrote {path} (compat: official, {len(classes)} class names) and its config {path.with_suffix('.yaml')}")
     return 0
 
-# %% ../nbs/23_official.ipynb 65
+# %% ../nbs/23_official.ipynb 66
 OFFICIAL_RESULTS = {  # the official README: checkpoint -> (config, {metric: value})
     'ego4d_mq_individual.pth.tar': ('ego4d', {'tad_mAP': 22.61, 'tad_R1@0.5': 42.82}),
     'ego4d_nlq_individual.pth.tar': ('ego4d', {'mr_R1@0.3': 13.99, 'mr_R1@0.5': 9.34}),

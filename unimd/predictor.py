@@ -168,6 +168,9 @@ def _check_video(path):
 def _extract(self, path):
     "(CLIP image features, duration) of a video file on the checkpoint's grid (the extractor is built on first use)."
     from unimd.extract import ClipImageEncoder, VideoReader, extract_features
+    if (self.spec or {}).get('extractor') == 'synthetic':
+        raise UniMDError(f"{self.source} was trained on the SYNTHETIC world's rendered features (`unimd demo`), which no real "
+                         f"video gives: train a model on your own videos (README, 'Your own video'), or give it the demo's feature files")
     if self.extractor is None:
         import open_clip
         from unimd.pretrained import spec_extractor, random_clip
@@ -176,7 +179,7 @@ def _extract(self, path):
         if dim != self.feat_dim:
             raise UniMDError(f"{self.source} expects {self.feat_dim}-d video features, but the built-in extractor (CLIP "
                              f"{name} image features) gives {dim}-d: extract this model's feature type yourself and pass "
-                             f"the features (an array or a .npy file) to encode()")
+                             f"the feature file (.npy [T, {self.feat_dim}]) instead of the video")
         self.extractor = random_clip(name, self.device) if weights is None else ClipImageEncoder(name, weights, device=self.device)
     x = extract_features(path, self.extractor, self.grid, progress=False)
     with VideoReader(path) as r: return x, r.duration
