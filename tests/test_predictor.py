@@ -201,6 +201,8 @@ def test_feature_type_checks_for_files_and_videos(trained, pred, tmp_path):
     av = pytest.importorskip('av')
     from unimd.extract import make_test_video, gray_ramp
     make_test_video(tmp_path / 'v.mkv', gray_ramp(48), fps=24)
+    with pytest.raises(UniMDError, match="trained on the SYNTHETIC world's rendered features"): pred.encode(tmp_path / 'v.mkv')
+    pred.spec = {**pred.spec, 'extractor': None}                   # a model of real features of another width
     with pytest.raises(UniMDError, match='expects 128-d video features, but the built-in extractor'): pred.encode(tmp_path / 'v.mkv')
 
 
