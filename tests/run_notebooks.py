@@ -29,8 +29,8 @@ MAX_MSG = 300   # characters of the error message in a summary line
 
 
 def _first_line(text, n=MAX_MSG):
-    "The first non-empty line of `text`, cut to `n` characters."
-    line = next((l.strip() for l in str(text).splitlines() if l.strip()), '')
+    "The non-empty lines of `text` joined by ' | ' (test_eq's message is '==:', then each side), cut to `n` characters."
+    line = ' | '.join(l.strip() for l in str(text).splitlines() if l.strip())
     return line if len(line) <= n else line[:n - 3] + '...'
 
 
