@@ -13,7 +13,7 @@ import os, warnings
 _QUIET = 'ignore:pkg_resources is deprecated'
 os.environ['PYTHONWARNINGS'] = ','.join(w for w in (os.environ.get('PYTHONWARNINGS'), _QUIET) if w)
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-import argparse, multiprocessing, sys, time, traceback
+import argparse, multiprocessing, re, sys, time, traceback
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -61,8 +61,13 @@ def run_nb(fn, skip_flags=(), basepath=None):
         if k is not None and k.exc:
             sys.stderr.write(k.prettytb(fname=fn) + '\n')
             exc, idx = k.exc[1], (k._cell_idx or 1) - 1
+            # the failing line: the first "---->" line of the traceback, ANSI colours removed (numbered as nbdev runs the
+            # cell: without its #| lines)
+            tb = re.sub(r'\x1b\[[0-9;]*m', '', str(k.exc[-1]))
+            at = re.search(r'^-+> *(\d+) (.*)$', tb, re.M)
             src = [l for l in nb.cells[idx].source.splitlines() if l.strip() and not l.startswith('#|')]
-            where = f'cell #{idx + 1} ({_first_line(src[0] if src else "", 60)})'
+            where = (f'cell #{idx + 1} line {at[1]} ({_first_line(at[2], 80)})' if at else
+                     f'cell #{idx + 1} ({_first_line(src[0] if src else "", 80)})')
         else:
             sys.stderr.write(f'{fn}:\n{traceback.format_exc()}\n')
             exc, where = e, 'reading it'

@@ -154,12 +154,12 @@ def test_run_all_lists_notebook_failures_at_the_end(tmp_path):
 
 
 def test_run_notebooks_skips_official_cells_and_names_the_failing_cell(tmp_path):
-    "The real runner: an `#| official` cell is left out under --skip official; a failure names notebook, cell and message."
+    "The real runner: an `#| official` cell is left out under --skip official; a failure names notebook, cell, line and message."
     import nbformat
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell('# t'), nbformat.v4.new_code_cell('x = 1'),
                 nbformat.v4.new_code_cell('#| official\nraise RuntimeError("the official cell ran")'),
-                nbformat.v4.new_code_cell('#| hide\nassert x == 2, f"x is {x}"')]
+                nbformat.v4.new_code_cell('#| hide\ny = x + 1\nassert x == 2, f"x is {x}"')]
     nbformat.write(nb, tmp_path / 'zz_t.ipynb')
 
     def run(*skip):
@@ -168,8 +168,8 @@ def test_run_notebooks_skips_official_cells_and_names_the_failing_cell(tmp_path)
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
         return r, (tmp_path / 'sum').read_text()
     r, summary = run()
-    assert r.returncode == 1 and summary == 'notebook failed: zz_t.ipynb: cell #3 (raise RuntimeError("the official cell ran")): RuntimeError: the official cell ran\n'
+    assert r.returncode == 1 and summary == 'notebook failed: zz_t.ipynb: cell #3 line 1 (raise RuntimeError("the official cell ran")): RuntimeError: the official cell ran\n'
     assert r.stderr.rstrip().endswith(summary.rstrip()) and 'pkg_resources' not in r.stderr, r.stderr
     r, summary = run('official')
-    assert r.returncode == 1 and summary == 'notebook failed: zz_t.ipynb: cell #4 (assert x == 2, f"x is {x}"): AssertionError: x is 1\n'
+    assert r.returncode == 1 and summary == 'notebook failed: zz_t.ipynb: cell #4 line 2 (assert x == 2, f"x is {x}"): AssertionError: x is 1\n'
     assert r.stdout.strip() == 'notebooks: 0 of 1 passed (cells marked official skipped)'

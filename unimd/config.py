@@ -340,11 +340,14 @@ def parse_sets(sets) -> dict:
     "`['train.lr=3e-4', 'data.synthetic.n_train=50']` -> a nested dict of raw values."
     out = {}
     for s in sets or []:
-        if '=' not in s: raise UniMDError(f"--set {s!r}: write section.key=value, e.g. --set train.lr=3e-4")
+        if '=' not in s: raise UniMDError(f"--set {excerpt(s)}: write section.key=value, e.g. --set train.lr=3e-4")
         key, value = s.split('=', 1)
         *path, last = key.strip().split('.')
         d = out
-        for p in path: d = d.setdefault(p, {})
+        for i, p in enumerate(path):
+            d = d.setdefault(p, {})
+            if not isinstance(d, dict):
+                raise UniMDError(f"--set {clip('.'.join(path[:i + 1]))} is given a value and also {clip(key)}: give one or the other")
         d[last] = value
     return out
 
@@ -404,7 +407,7 @@ def check_same_config(saved: dict, cfg: Config, path):
     a, b = {**flatten(config_dict(Config())), **flatten(saved)}, flatten(config_dict(cfg))   # keys added since: their default
     diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUME_SAFE]
     if diff:
-        shown = '; '.join(f'{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now' for k in diff[:4])
+        shown = '; '.join(f'{clip(k)}: {excerpt(a.get(k))} in the checkpoint, {excerpt(b.get(k))} now' for k in diff[:4])
         raise UniMDError(f"{path} was trained with another config ({len(diff)} keys differ: {shown}): "
                          "resume with the same config and --set values, or write to a new --out folder")
 
