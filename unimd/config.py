@@ -13,8 +13,12 @@ from .synthetic import SyntheticConfig
 from .model import ModelConfig
 
 # %% auto 0
-__all__ = ['RESUME_SAFE', 'TrainConfig', 'DataConfig', 'Config', 'update_config', 'parse_sets', 'config_dirs', 'config_names',
-           'find_config', 'load_config', 'config_dict', 'flatten', 'check_same_config', 'phases', 'phase_tasks']
+__all__ = ['MAX_CONFIG_BYTES', 'MAX_YAML_VALUES', 'EXCERPT', 'I', 'F', 'LAYERS', 'WIDTH', 'KERNEL', 'EPOCHS', 'COUNT', 'UNIT',
+           'SHARE', 'POS', 'SEED', 'BOUNDS', 'MAX_PARAMS', 'RULES', 'RESUME_SAFE', 'TrainConfig', 'DataConfig',
+           'Config', 'clip', 'excerpt', 'ConfigLoader', 'read_yaml', 'read_config_file', 'Num', 'OneOf', 'Text', 'Flag',
+           'Seq', 'Ranges', 'Section', 'model_params', 'check_value', 'check_section', 'update_config', 'parse_sets',
+           'config_dirs', 'config_names', 'find_config', 'load_config', 'config_dict', 'flatten', 'check_same_config',
+           'phases', 'phase_tasks']
 
 # %% ../nbs/17_config.ipynb 5
 @dataclass
@@ -77,14 +81,72 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
 
-# %% ../nbs/17_config.ipynb 12
+# %% ../nbs/17_config.ipynb 13
+import math, reprlib
+
+MAX_CONFIG_BYTES = 1 << 20     # a config file is a few KB: past 1 MiB it is not one (refused before reading it)
+MAX_YAML_VALUES = 10_000       # values a YAML document may expand to through its aliases (the named configs: ~160)
+EXCERPT = 80                   # characters of a bad value quoted in an error line
+
+_repr = reprlib.Repr()
+_repr.maxlevel, _repr.maxlist, _repr.maxtuple, _repr.maxdict, _repr.maxstring, _repr.maxother = 3, 8, 8, 8, EXCERPT, EXCERPT
+
+def clip(text, n=EXCERPT) -> str:
+    "`text` cut to `n` characters ('...' marks the cut)."
+    text = str(text)
+    return text if len(text) <= n else text[:n - 3] + '...'
+
+def excerpt(value, n=EXCERPT) -> str:
+    "About `n` characters of repr(value), without building the repr of a huge (or self-containing) value."
+    return clip(_repr.repr(value), n)
+
+class _TooManyValues(Exception): pass
+
+class ConfigLoader(yaml.SafeLoader):
+    "yaml.SafeLoader that counts the values each node stands for (aliases expanded) and stops past MAX_YAML_VALUES."
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._values = {}                                        # id(node) -> values it expands to
+
+    def compose_node(self, parent, index):
+        node = super().compose_node(parent, index)
+        if id(node) not in self._values:                         # a new node (an alias returns its anchor's, counted)
+            kids = (node.value if isinstance(node, yaml.SequenceNode) else
+                    [x for kv in node.value for x in kv] if isinstance(node, yaml.MappingNode) else [])
+            n = self._values[id(node)] = 1 + sum(self._values.get(id(k), 1) for k in kids)
+            if n > MAX_YAML_VALUES: raise _TooManyValues(n)
+        return node
+
+def read_yaml(text: str, where: str):
+    "YAML text -> plain data; one line naming `where` if it is not valid YAML, expands past MAX_YAML_VALUES or nests too deep."
+    try: return yaml.load(text, Loader=ConfigLoader)
+    except _TooManyValues:
+        raise UniMDError(f"{where}: its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values (a config has a few "
+                         "hundred): write the values out instead of nesting aliases") from None
+    except yaml.YAMLError as e: raise UniMDError(f"{where}: not valid YAML: {clip(' '.join(str(e).split()), 240)}") from None
+    except RecursionError: raise UniMDError(f"{where}: nested too deeply to be a config: give section: key: value lines") from None
+    except ValueError as e:                                      # e.g. an integer of more than 4300 digits
+        raise UniMDError(f"{where}: a value cannot be read ({clip(e, 120)}): give plain numbers, text and lists") from None
+
+def read_config_file(path: Path) -> dict:
+    "The sections of YAML config file `path`, read safely (at most MAX_CONFIG_BYTES, UTF-8, a mapping)."
+    with open(path, 'rb') as f: data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise UniMDError(f"{path} is over {MAX_CONFIG_BYTES:,} bytes: a config file is a few KB; give the YAML config file")
+    try: text = data.decode('utf-8')
+    except UnicodeDecodeError: raise UniMDError(f"{path} is not UTF-8 text: give a YAML config file") from None
+    raw = read_yaml(text, str(path)) or {}
+    if not isinstance(raw, dict): raise UniMDError(f"{path}: expected sections model:, train:, data:, got {excerpt(raw)}")
+    return raw
+
+# %% ../nbs/17_config.ipynb 15
 def _coerce(key, value, current, where):
     "`value` (from YAML or --set) as the type of the field's current value."
     if dataclasses.is_dataclass(current):
         if not isinstance(value, dict): raise UniMDError(f"{where}: {key} is a section: give `key: value` pairs under it")
         return update_config(current, value, where, key + '.')
     try:
-        if isinstance(value, str) and not isinstance(current, str) and current is not None: value = yaml.safe_load(value)
+        if isinstance(value, str) and not isinstance(current, str) and current is not None: value = read_yaml(value, f'{where} {key}')
         if isinstance(current, bool):
             if not isinstance(value, bool): raise ValueError
             return value
@@ -92,37 +154,204 @@ def _coerce(key, value, current, where):
             if float(value) != int(float(value)): raise ValueError
             return int(float(value))
         if isinstance(current, float): return float(value)
-        if isinstance(current, str): return str(value)
+        if isinstance(current, str):
+            if isinstance(value, (list, tuple, dict)): raise ValueError   # a path or a name, never str() of a list
+            return str(value)
         if isinstance(current, (list, tuple)): return type(current)(value if isinstance(value, (list, tuple)) else [value])
         return value
-    except (TypeError, ValueError, OverflowError, yaml.YAMLError):
-        raise UniMDError(f"{where}: {key} must be a {type(current).__name__} like {current!r}, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise UniMDError(f"{where}: {key} must be a {type(current).__name__} like {current!r}, got {excerpt(value)}") from None
 
-# %% ../nbs/17_config.ipynb 14
+# %% ../nbs/17_config.ipynb 18
+@dataclass(frozen=True)
+class Num:
+    "An int (`kind=int`) or finite float field in [lo, hi]; `open_lo`: lo itself excluded; `odd`: odd integers only."
+    kind: type
+    lo: float
+    hi: float
+    open_lo: bool = False
+    odd: bool = False
+
+    def ok(self, v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (self.kind is int and not isinstance(v, int)): return False
+        if isinstance(v, float) and not math.isfinite(v): return False
+        return (self.lo < v if self.open_lo else self.lo <= v) and v <= self.hi and (not self.odd or v % 2 == 1)
+
+    def rule(self) -> str:
+        what = ('an odd integer' if self.odd else 'an integer') if self.kind is int else 'a number'
+        g = lambda x: str(x) if isinstance(x, int) else f'{x:g}'
+        return f"{what} in {'(' if self.open_lo else '['}{g(self.lo)}, {g(self.hi)}]"
+
+@dataclass(frozen=True)
+class OneOf:
+    "One of a few names."
+    options: tuple
+    def ok(self, v) -> bool: return isinstance(v, str) and v in self.options
+    def rule(self) -> str: return 'one of ' + ', '.join(self.options)
+
+@dataclass(frozen=True)
+class Text:
+    "A path or a name: text of at most `max_len` characters."
+    max_len: int = 4096
+    def ok(self, v) -> bool: return isinstance(v, str) and len(v) <= self.max_len and '\0' not in v
+    def rule(self) -> str: return f'text of at most {self.max_len} characters'
+
+@dataclass(frozen=True)
+class Flag:
+    "true or false."
+    def ok(self, v) -> bool: return isinstance(v, bool)
+    def rule(self) -> str: return 'true or false'
+
+@dataclass(frozen=True)
+class Seq:
+    "A list of `n_lo` to `n_hi` values, each `item`; `increasing`: each at least the one before."
+    item: Num
+    n_lo: int
+    n_hi: int
+    increasing: bool = False
+    def ok(self, v) -> bool:
+        return (isinstance(v, (list, tuple)) and self.n_lo <= len(v) <= self.n_hi and all(self.item.ok(x) for x in v)
+                and (not self.increasing or all(a <= b for a, b in zip(v, v[1:]))))
+    def rule(self) -> str:
+        n = str(self.n_lo) if self.n_lo == self.n_hi else f'{self.n_lo} to {self.n_hi}'
+        return f"a list of {n} values, each {self.item.rule()}" + (', in increasing order' if self.increasing else '')
+
+@dataclass(frozen=True)
+class Ranges:
+    "Regression ranges: one [lo, hi] pair per pyramid level, 0 <= lo < hi, each lo the hi before it."
+    n_hi: int = 11
+    def ok(self, v) -> bool:
+        num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)
+        if not (isinstance(v, (list, tuple)) and 1 <= len(v) <= self.n_hi): return False
+        if not all(isinstance(p, (list, tuple)) and len(p) == 2 and num(p[0]) and num(p[1]) for p in v): return False
+        return all(0 <= lo < hi for lo, hi in v) and all(a[1] == b[0] for a, b in zip(v, v[1:]))
+    def rule(self) -> str:
+        return f'one [lo, hi] per pyramid level (at most {self.n_hi}), 0 <= lo < hi, contiguous, e.g. [[0, 4], [4, 8], [8, .inf]]'
+
+@dataclass(frozen=True)
+class Section:
+    "A nested config section (checked by its own table)."
+    def ok(self, v) -> bool: return dataclasses.is_dataclass(v)
+    def rule(self) -> str: return 'a section of key: value pairs'
+
+I, F = int, float
+LAYERS, WIDTH, KERNEL, EPOCHS, COUNT = Num(I, 0, 32), Num(I, 1, 8192), Num(I, 1, 31, odd=True), Num(I, 0, 100_000), Num(I, 1, 10**7)
+UNIT, SHARE, POS = Num(F, 0, 1), Num(F, 0, 1, open_lo=True), Num(F, 0, 1e6, open_lo=True)
+SEED = Num(I, 0, 2**32 - 1)                    # numpy's seeds
+
+BOUNDS = {
+    Config: dict(model=Section(), train=Section(), data=Section()),
+    ModelConfig: dict(
+        feat_dim=WIDTH, text_encoder=Text(64), text_dim=WIDTH, max_seq_len=Num(I, 1, 2**20), channels=WIDTH,
+        embd_kernel=KERNEL, n_embd_convs=LAYERS, n_stem=LAYERS, convnext_depths=Seq(LAYERS, 0, 10), block_kernel=KERNEL,
+        fpn_layers=LAYERS, fpn_kernel=KERNEL, drop_path=Num(F, 0, 0.99), head_kernel=KERNEL, head_convs=LAYERS,
+        cls_prior=Num(F, 0, 1, open_lo=True), reg_query_dependent=Flag(), reg_mlp_layers=LAYERS, reg_mlp_hidden=WIDTH,
+        reg_dropout=Num(F, 0, 0.99), regression_ranges=Ranges(), center_radius=Num(F, 0, 1e4), focal_alpha=UNIT,
+        focal_gamma=Num(F, 0, 100), label_smoothing=Num(F, 0, 0.99), lambda_tad=Num(F, 0, 1e6), lambda_mr=Num(F, 0, 1e6),
+        loss_norm_init=POS, loss_norm_momentum=UNIT, score_thresh=UNIT, pre_nms_topk=COUNT, nms_sigma=POS, max_seg=COUNT,
+        voting_thresh=UNIT, duration_thresh=Num(F, 0, 1e6), min_score=UNIT, compat=OneOf(('unimd', 'official')),
+        head_dim=Num(I, 0, 8192), num_classes=Num(I, 0, 10**6)),
+    TrainConfig: dict(
+        mode=OneOf(('tad', 'mr', 'cotrain', 'tad2mr', 'mr2tad')), sampler=OneOf(('sync', 'alt', 'random')),
+        batch_size=Num(I, 1, 65536), lr=Num(F, 0, 10, open_lo=True), weight_decay=Num(F, 0, 10), warmup_epochs=EPOCHS,
+        epochs=EPOCHS, early_stop_epoch=EPOCHS, clip_grad=POS, ema_decay=UNIT, seed=SEED,
+        fraction_tad=SHARE, fraction_mr=SHARE, eval_epochs=Seq(Num(I, 1, 100_000), 0, 10_000), eval_batch_size=Num(I, 1, 65536),
+        ckpt_every=Num(I, 1, 100_000), amp=Flag(), num_workers=Num(I, 0, 256), init=Text()),
+    DataConfig: dict(
+        dataset=OneOf(('synthetic', 'charades', 'ego4d', 'anet', 'custom')), features=Text(), num_classes=Num(I, 0, 10**6),
+        fps=Num(F, 0, 10_000, open_lo=True), feat_stride=Num(I, 1, 100_000), frames_per_clip=Num(I, 1, 100_000),
+        trunc_thresh=UNIT, crop_ratio=Seq(SHARE, 2, 2, increasing=True), allow_missing=Flag(), annotations=Text(),
+        ignore_feature_spec=Flag(), feature_suffix=Text(256), features_clip=Text(), l2_features=Flag(), tad_file=Text(),
+        mr_file=Text(), text_classes=Text(), text_classes_layout=OneOf(('rows', 'columns', 'average')), text_queries=Text(),
+        text_queries_suffix=Text(256), synthetic=Section()),
+    SyntheticConfig: dict(
+        seed=SEED, n_train=Num(I, 1, 100_000), n_test=Num(I, 0, 100_000), n_classes=Num(I, 1, 48), feat_dim=WIDTH,
+        fps=Num(F, 0, 1000, open_lo=True), stride=Num(I, 1, 1000), frames_per_clip=Num(I, 1, 1000),
+        duration_mean=Num(F, 0, 3600, open_lo=True), duration_std=Num(F, 0, 3600), duration_range=Seq(Num(F, 0, 3600, open_lo=True), 2, 2, increasing=True),
+        actions_mean=Num(F, 1, 100), actions_shape=POS, sentences_mean=Num(F, 1, 100), length_mean=Num(F, 0, 0.99, open_lo=True),
+        full_frac=UNIT, p_cooccur=UNIT, p_then=UNIT, sentence_mix=Seq(UNIT, 3, 3), frac_both=UNIT, frac_mr_only=UNIT,
+        signal=Num(F, 0, 1000), noise=Num(F, 0, 1000), noise_smooth=Num(F, 0, 1000), scene=Num(F, 0, 1000),
+        onset=Num(F, 0, 1000), n_distractors=Num(I, 0, 1000), distractors_mean=Num(F, 0, 1000), max_seq_len=Num(I, 1, 2**20)),
+}
+
+# %% ../nbs/17_config.ipynb 20
+MAX_PARAMS = 1_000_000_000     # parameters of a model a config may describe (the official Ego4D model: 91M)
+
+def model_params(mc: ModelConfig) -> int:
+    "The parameter count of UniMD(mc), built on the meta device (no memory; ~25 ms)."
+    import torch
+    from unimd.model import UniMD
+    with torch.device('meta'): return sum(p.numel() for p in UniMD(mc).parameters())
+
+def _model_size(mc: ModelConfig):
+    n = model_params(mc)
+    if n > MAX_PARAMS:
+        return (f"model describes {n / 1e6:,.0f}M parameters, over the {MAX_PARAMS / 1e6:,.0f}M allowed (the official Ego4D "
+                "model has 91M): lower model.channels, model.fpn_layers, model.convnext_depths or model.n_stem")
+
+def _schedule(tc: TrainConfig):
+    if tc.warmup_epochs + tc.epochs < 1: return "train.warmup_epochs + train.epochs is 0: train for at least one epoch"
+
+def _world(sc: SyntheticConfig):
+    if abs(sum(sc.sentence_mix) - 1) > 1e-6: return f"data.synthetic.sentence_mix must add up to 1, got {excerpt(sc.sentence_mix)}"
+    try: sc.validate()
+    except UniMDError as e: return f"data.synthetic: {e}"
+
+RULES = {ModelConfig: [_model_size], TrainConfig: [_schedule], SyntheticConfig: [_world]}   # checks across the fields of a section
+
+def check_value(cls, name: str, value, key: str, where: str):
+    "One line naming `where`, `key`, the value and the valid range if `value` is out of BOUNDS[cls][name]."
+    spec = BOUNDS.get(cls, {}).get(name)
+    if spec is None: raise UniMDError(f"{where}: {key} has no row in unimd.config.BOUNDS (its type and range): add one")
+    if not spec.ok(value):
+        close = difflib.get_close_matches(value, spec.options, n=1, cutoff=0.5) if isinstance(spec, OneOf) and isinstance(value, str) else []
+        hint = f"did you mean {close[0]}? " if close else ''
+        bad = 'is out of range' if isinstance(spec, (Num, Seq, Ranges)) else 'is not valid'
+        raise UniMDError(f"{where}: {key} = {excerpt(value)} {bad}: {hint}give {spec.rule()} (default {excerpt(getattr(cls(), name), 40)})")
+
+def check_section(dc, where: str):
+    "The RULES of `dc`'s class: one line naming `where` for the first that fails."
+    for rule in RULES.get(type(dc), []):
+        if msg := rule(dc): raise UniMDError(f"{where}: {msg}")
+
+# %% ../nbs/17_config.ipynb 22
 def update_config(dc, values: dict, where='config', prefix=''):
-    "A copy of dataclass `dc` with `values` (a nested dict) applied; an unknown key is an error naming the closest one."
+    """A copy of dataclass `dc` with `values` (a nested dict) applied; an unknown key is an error naming the closest one,
+    a value out of its `BOUNDS` (or breaking a `RULES` rule) one naming the valid range."""
+    if not isinstance(values, dict):
+        raise UniMDError(f"{where}: {'section ' + prefix[:-1] if prefix else 'a config'} is key: value pairs, got {excerpt(values)}")
     known = [f.name for f in dataclasses.fields(dc)]
     for k in values:
         if k not in known:
             close = difflib.get_close_matches(str(k), known, n=1, cutoff=0.5)
             hint = f"did you mean {prefix}{close[0]}? " if close else ''
-            raise UniMDError(f"{where}: unknown config key {prefix}{k}: {hint}valid keys{' under ' + prefix[:-1] if prefix else ''} are {', '.join(known)}")
-    return dataclasses.replace(dc, **{k: _coerce(prefix + k, v, getattr(dc, k), where) for k, v in values.items()})
+            raise UniMDError(f"{where}: unknown config key {prefix}{clip(k)}: {hint}valid keys{' under ' + prefix[:-1] if prefix else ''} are {', '.join(known)}")
+    new = {}
+    for k, v in values.items():
+        new[k] = _coerce(prefix + k, v, getattr(dc, k), where)
+        check_value(type(dc), k, new[k], prefix + k, where)
+    try: out = dataclasses.replace(dc, **new)
+    except UniMDError as e: raise UniMDError(f"{where}: {e}") from None     # a rule of the dataclass itself (__post_init__)
+    if new: check_section(out, where)
+    return out
 
-# %% ../nbs/17_config.ipynb 16
+# %% ../nbs/17_config.ipynb 24
 def parse_sets(sets) -> dict:
     "`['train.lr=3e-4', 'data.synthetic.n_train=50']` -> a nested dict of raw values."
     out = {}
     for s in sets or []:
-        if '=' not in s: raise UniMDError(f"--set {s!r}: write section.key=value, e.g. --set train.lr=3e-4")
+        if '=' not in s: raise UniMDError(f"--set {excerpt(s)}: write section.key=value, e.g. --set train.lr=3e-4")
         key, value = s.split('=', 1)
         *path, last = key.strip().split('.')
         d = out
-        for p in path: d = d.setdefault(p, {})
+        for i, p in enumerate(path):
+            d = d.setdefault(p, {})
+            if not isinstance(d, dict):
+                raise UniMDError(f"--set {clip('.'.join(path[:i + 1]))} is given a value and also {clip(key)}: give one or the other")
         d[last] = value
     return out
 
-# %% ../nbs/17_config.ipynb 19
+# %% ../nbs/17_config.ipynb 27
 def config_dirs():
     "Where named configs live: ./configs, then the package's own (unimd/configs in a wheel, the repository's configs/ in a checkout)."
     import unimd
@@ -133,7 +362,7 @@ def config_names() -> list:
     "The names of the configs in `config_dirs()`."
     return sorted({f.stem for d in config_dirs() if d.is_dir() for f in d.glob('*.yaml')})
 
-# %% ../nbs/17_config.ipynb 21
+# %% ../nbs/17_config.ipynb 29
 def find_config(name) -> Path:
     "The YAML file of config `name`: a path, or a name such as 'synthetic' (or 'synthetic.yaml') looked up in configs/."
     p = Path(name)
@@ -148,19 +377,16 @@ def find_config(name) -> Path:
     hint = f"did you mean {close[0]}? " if close else ''
     raise UniMDError(f"config {str(name)!r} not found (no such file, nor configs/{fname}): {hint}available: {', '.join(names)}")
 
-# %% ../nbs/17_config.ipynb 23
+# %% ../nbs/17_config.ipynb 31
 def load_config(name=None, sets=()) -> Config:
     "The Config of file/name `name` (defaults if None) with `--set` overrides applied."
     cfg = Config()
     if name is not None:
         path = find_config(name)
-        try: raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e: raise UniMDError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
-        if not isinstance(raw, dict): raise UniMDError(f"{path}: expected sections model:, train:, data:")
-        cfg = update_config(cfg, raw, str(path))
+        cfg = update_config(cfg, read_config_file(path), str(path))
     return update_config(cfg, parse_sets(sets), '--set')
 
-# %% ../nbs/17_config.ipynb 28
+# %% ../nbs/17_config.ipynb 36
 def config_dict(cfg) -> dict:
     "A plain nested dict of `cfg` (what checkpoints and metrics.json store)."
     return json.loads(json.dumps(asdict(cfg), default=list))
@@ -173,7 +399,7 @@ def flatten(d, prefix='') -> dict:
         else: out[prefix + k] = v
     return out
 
-# %% ../nbs/17_config.ipynb 30
+# %% ../nbs/17_config.ipynb 38
 RESUME_SAFE = {'train.eval_epochs', 'train.eval_batch_size', 'train.ckpt_every', 'train.num_workers', 'data.features',
                'data.allow_missing', 'data.ignore_feature_spec', 'data.annotations'}
 
@@ -182,11 +408,11 @@ def check_same_config(saved: dict, cfg: Config, path):
     a, b = {**flatten(config_dict(Config())), **flatten(saved)}, flatten(config_dict(cfg))   # keys added since: their default
     diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUME_SAFE]
     if diff:
-        shown = '; '.join(f'{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now' for k in diff[:4])
+        shown = '; '.join(f'{clip(k)}: {excerpt(a.get(k))} in the checkpoint, {excerpt(b.get(k))} now' for k in diff[:4])
         raise UniMDError(f"{path} was trained with another config ({len(diff)} keys differ: {shown}): "
                          "resume with the same config and --set values, or write to a new --out folder")
 
-# %% ../nbs/17_config.ipynb 33
+# %% ../nbs/17_config.ipynb 41
 def phases(tc: TrainConfig) -> list:
     "Sampler name of each training phase: one for dedicated and co-training, two for pre-train then fine-tune."
     table = {'tad': [TAD], 'mr': [MR], 'cotrain': [tc.sampler], 'tad2mr': [TAD, MR], 'mr2tad': [MR, TAD]}
