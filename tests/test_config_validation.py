@@ -36,7 +36,7 @@ def assert_one_line(rc, out, err, *expected):
 SET_PROBES = [  # (--set value, what the one line must say): the values the issue lists, in a fresh process each
     ('model.channels=0', 'model.channels = 0 is out of range: give an integer in [1, 8192]'),
     ('model.channels=-16', 'model.channels = -16 is out of range'),
-    ('train.lr=nan', 'train.lr = nan is out of range: give a number in (0, 10]'),
+    ('train.lr=nan', 'train.lr = nan is out of range: give a number in (0, 3e+38]'),
     ('train.lr=-1', 'train.lr = -1.0 is out of range'),
     ('data.synthetic.n_train=0', 'data.synthetic.n_train = 0 is out of range: give an integer in [1, 100000]'),
     ('train.num_workers=-1', 'train.num_workers = -1 is out of range: give an integer in [0, 256]'),

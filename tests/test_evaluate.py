@@ -359,7 +359,7 @@ def test_metrics_path_imports_no_torch(tad_files):
 OFFICIAL = Path(os.environ.get('UNIMD_OFFICIAL', Path(__file__).resolve().parents[2] / 'shared' / 'official'))
 
 
-@pytest.mark.skipif(not (OFFICIAL / 'data' / 'ego4d' / 'mq_annotations.json').exists(), reason='official fixtures not available')
+@pytest.mark.official
 def test_official_ego4d_mq_fixture_reads_and_scores_its_validation_clips(tmp_path):
     "The official loader's MQ layout (subset, fps, segment(frames), label_id) reads as is; a training clip is left out."
     db = json.loads((OFFICIAL / 'data' / 'ego4d' / 'mq_annotations.json').read_text())['database']

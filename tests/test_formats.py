@@ -86,7 +86,7 @@ def test_nlq_round_trip_keeps_recall(run, tmp_path):
     assert {k: v for k, v in a.items() if k != 'mAP'} == {k: v for k, v in b.items() if k != 'mAP'}
 
 
-@pytest.mark.skipif(not OFFICIAL.exists(), reason=f'the official fixture {OFFICIAL} is not here (set UNIMD_OFFICIAL)')
+@pytest.mark.official
 def test_nlq_entries_equal_the_official_codes(tmp_path):
     preds, official = official_nlq_entries(OFFICIAL)
     sub = ego4d_nlq_submission(preds)

@@ -253,8 +253,8 @@ BOUNDS = {
         head_dim=Num(I, 0, 8192), num_classes=Num(I, 0, 10**6)),
     TrainConfig: dict(
         mode=OneOf(('tad', 'mr', 'cotrain', 'tad2mr', 'mr2tad')), sampler=OneOf(('sync', 'alt', 'random')),
-        batch_size=Num(I, 1, 65536), lr=Num(F, 0, 10, open_lo=True), weight_decay=Num(F, 0, 10), warmup_epochs=EPOCHS,
-        epochs=EPOCHS, early_stop_epoch=EPOCHS, clip_grad=POS, ema_decay=UNIT, seed=SEED,
+        batch_size=Num(I, 1, 65536), lr=Num(F, 0, 3e38, open_lo=True), weight_decay=Num(F, 0, 10), warmup_epochs=EPOCHS,
+        epochs=EPOCHS, early_stop_epoch=EPOCHS, clip_grad=Num(F, -3e38, 3e38), ema_decay=UNIT, seed=SEED,
         fraction_tad=SHARE, fraction_mr=SHARE, eval_epochs=Seq(Num(I, 1, 100_000), 0, 10_000), eval_batch_size=Num(I, 1, 65536),
         ckpt_every=Num(I, 1, 100_000), amp=Flag(), num_workers=Num(I, 0, 256), init=Text()),
     DataConfig: dict(

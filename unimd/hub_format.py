@@ -14,6 +14,8 @@ from .checkpoint import load_checkpoint, load_trained, code_version
 from .splits import data_grid
 from .model import UniMD, HUB_CARD
 from .features import read_feature_meta, META_FILE
+from .config import read_yaml
+
 
 # %% auto 0
 __all__ = ['SPEC_KEYS', 'CONFIG_FILE', 'WEIGHTS_FILE', 'CARD_FILE', 'HUB_DATASETS', 'config_spec', 'spec_mismatch',
@@ -103,7 +105,7 @@ def read_card(path) -> dict:
     "The YAML metadata of a model card (README.md)."
     text = Path(path).read_text()
     if not text.startswith('---\n'): raise UniMDError(f"{path} has no YAML metadata block (--- ... ---) at its top")
-    return yaml.safe_load(text.split('---\n')[1])
+    return read_yaml(text.split('---\n')[1], str(path))
 
 # %% ../nbs/18b_hub_format.ipynb 16
 def save_pretrained(pt: Pretrained, out) -> Path:

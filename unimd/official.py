@@ -18,6 +18,8 @@ from .checkpoint import read_torch_file
 from .released import official_features
 from .official_model import (OfficialUniMD, official_candidates, decode_official, last_first,   # registers MODELS['official']
                                   match_sets, f32_ulps, candidate_errors, detection_errors)
+from .config import read_yaml, read_config_file
+
 
 # %% auto 0
 __all__ = ['CONFIG_KEYS', 'OFFICIAL_FIX', 'OFFICIAL_DATASETS', 'OFFICIAL_DEFAULTS', 'OFFICIAL_ONLY', 'OFFICIAL_RESULTS',
@@ -170,8 +172,8 @@ def is_official_yaml(config) -> bool:
     "Whether `config` is the path of an official UniMD config (a YAML with model_name and dataset_name)."
     p = Path(str(config))
     if p.suffix not in ('.yaml', '.yml') or not p.is_file(): return False
-    try: d = yaml.safe_load(p.read_text())
-    except yaml.YAMLError: return False
+    try: d = read_config_file(p)
+    except UniMDError: return False
     return isinstance(d, dict) and 'model_name' in d and 'dataset_name' in d
 
 OFFICIAL_DEFAULTS = {  # what the official load_config (libs/core/config.py) and train_sync.py use where a file is silent
@@ -226,7 +228,7 @@ def _official_model(path, m, ds, tr, te) -> dict:
 
 def official_yaml_config(path, sets=()) -> Config:
     "Our Config for an official config file: our data config of its dataset; its model, loss, test and training values."
-    d = yaml.safe_load(Path(path).read_text())
+    d = read_config_file(Path(path))
     d = {**OFFICIAL_DEFAULTS, **d, **{k: {**v, **(d.get(k) or {})} for k, v in OFFICIAL_DEFAULTS.items() if isinstance(v, dict)}}
     if d['dataset_name'] not in OFFICIAL_DATASETS:
         raise UniMDError(f"{path}: dataset_name {d['dataset_name']!r} is none of {list(OFFICIAL_DATASETS)}")

@@ -14,6 +14,8 @@ from .sampler import TaskSampler, RandomSampler, pool, only_task, SAMPLERS
 from .config import load_config, find_config
 from .train import Recipe, EMA, make_optimizer, lr_factor, cli_train as fit_cli_train
 from .official import is_official_yaml, official_yaml_config
+from .config import read_config_file
+
 
 # %% auto 0
 __all__ = ['ETA_MIN', 'official_lr_factor', 'official_schedule', 'official_epoch_length', 'OfficialSyncSampler',
@@ -87,7 +89,7 @@ def _asks_amp(config, sets) -> bool:
     "Whether the user set train.amp: with --set, or in a unimd YAML file's train section."
     if any(s.split('=')[0].strip() == 'train.amp' for s in sets): return True
     if config is None or is_official_yaml(config): return False
-    raw = yaml.safe_load(find_config(config).read_text()) or {}
+    raw = read_config_file(find_config(config))
     return isinstance(raw, dict) and isinstance(raw.get('train'), dict) and 'amp' in raw['train']
 
 def pick(config, sets=()) -> tuple:
