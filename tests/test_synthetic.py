@@ -120,3 +120,36 @@ def test_world_from_real_charades_annotations():
     assert w.source == 'charades'
     np.testing.assert_array_equal(make_world_from_charades(max_videos=200).features(vid), w.features(vid))
     with pytest.raises(UniMDError, match='synthetic vocabulary'): fig2_stats(w)
+
+
+@pytest.fixture(scope='module')
+def mech(): return make_world(kind='mechanisms')
+
+
+def test_mechanisms_world_has_class_specific_boundaries(mech):
+    "Where a class's shifts are large, its labelled edges show little of its prototype; where small, they show it."
+    assert make_world().shifts is None and mech.shifts.shape == (32, 2) and (0 <= mech.shifts).all() and (mech.shifts <= 0.3).all()
+    edge = {c: [] for c in range(32)}
+    for vid in list(mech.videos)[:250]:
+        x, t = mech.features(vid), mech.grid.to_seconds(np.arange(len(mech.features(vid))))
+        for c, s, e in mech.latent[vid]:
+            L, p = e - s, mech.prototypes[c]
+            if L < 6: continue
+            r = x @ p / (p @ p)                                             # read-out of the class prototype
+            head, mid = (t > s + 0.5) & (t < s + 0.12 * L), (t > s + 0.45 * L) & (t < e - 0.45 * L)
+            if head.any() and mid.any(): edge[c].append(r[head].mean() - r[mid].mean())
+    lead = mech.shifts[:, 0]
+    late = [np.mean(edge[c]) for c in range(32) if edge[c] and lead[c] > 0.2]
+    early = [np.mean(edge[c]) for c in range(32) if edge[c] and lead[c] < 0.08]
+    assert late and early and np.mean(late) < np.mean(early) - 0.15       # the evidence starts later for those classes
+
+
+def test_mechanisms_sentences_use_other_words(mech):
+    from unimd.synthetic import VERBS, ARTICLES, mentioned
+    pairs = CLASS_POOL[:32]
+    texts = [s.text for v in mech.videos.values() for s in v.sentences]
+    class_words = [f'{f} {a} {o}' for v, o in pairs for f in VERBS[v] for a in ARTICLES.get(o, ('the', 'a'))]
+    assert not any(w in t for t in texts for w in class_words)          # never the class's own wording
+    assert all(mentioned(t, pairs) for t in texts)                        # yet every sentence is about known actions
+    assert world_stats(mech.videos)['sentences_per_video'] < world_stats(mech.videos)['actions_per_video'] / 2
+    with pytest.raises(UniMDError, match='boundary_shift'): make_world(SyntheticConfig(boundary_shift=0.6))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_synthetic.ipynb 2
 from __future__ import annotations
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 from .core import TAD, MR, UniMDError, Action, Sentence, Video, segment_iou, plot_timeline
@@ -12,11 +12,12 @@ from .data import find_file, read_charades, read_charades_sta, charades_classes
 from .features import FeatureGrid, VideoItem, save_features, plot_features
 
 # %% auto 0
-__all__ = ['VERBS', 'OPPOSITE', 'POSTURES', 'ARTICLES', 'CLASS_POOL', 'SUBJECTS', 'class_name', 'SyntheticConfig',
-           'make_prototypes', 'class_relations', 'sample_length', 'place', 'sample_timeline', 'phrase',
-           'cooccurring_pairs', 'ordered_pairs', 'make_sentence', 'soft_box', 'smooth_noise', 'render_features',
-           'SyntheticWorld', 'video_kinds', 'make_sentences', 'sample_distractors', 'make_world', 'world_stats',
-           'mentioned', 'fig2_stats', 'plot_synthetic_video', 'charades_verb_object', 'make_world_from_charades']
+__all__ = ['VERBS', 'OPPOSITE', 'POSTURES', 'ARTICLES', 'CLASS_POOL', 'SUBJECTS', 'PARAPHRASES', 'OBJECT_WORDS', 'WORLDS',
+           'class_name', 'SyntheticConfig', 'make_prototypes', 'class_relations', 'sample_length', 'place',
+           'sample_timeline', 'phrase', 'cooccurring_pairs', 'ordered_pairs', 'make_sentence', 'paraphrase', 'soft_box',
+           'smooth_noise', 'class_shifts', 'evidence_window', 'render_features', 'SyntheticWorld', 'video_kinds',
+           'make_sentences', 'sample_distractors', 'world_config', 'make_world', 'world_stats', 'wordings', 'mentioned',
+           'fig2_stats', 'plot_synthetic_video', 'charades_verb_object', 'make_world_from_charades']
 
 # %% ../nbs/02_synthetic.ipynb 6
 VERBS = {  # base form: (third person, -ing form)
@@ -78,6 +79,8 @@ class SyntheticConfig:
     n_distractors: int = 8              # unlabelled background motions
     distractors_mean: float = 1.5       # distractor segments per video
     max_seq_len: int = 192              # a training crop length that fits the longest video (60 s = 179 steps)
+    boundary_shift: float = 0.0         # each class's evidence starts and ends up to this share of an instance inside its label
+    paraphrase: bool = False            # sentences say what happens in other words than the class names
 
     @property
     def grid(self): return FeatureGrid(self.fps, self.stride, self.frames_per_clip)
@@ -93,6 +96,8 @@ class SyntheticConfig:
         if not 0 < self.length_mean < 1: raise UniMDError(f"length_mean is a fraction of the video, got {self.length_mean}")
         if self.actions_mean < 1 or self.sentences_mean < 1:
             raise UniMDError("actions_mean and sentences_mean must be >= 1 (every video has at least one of each)")
+        if not 0 <= self.boundary_shift < 0.5:
+            raise UniMDError(f"boundary_shift is a share of an instance at each end, in [0, 0.5), got {self.boundary_shift}")
         return self
 
 # %% ../nbs/02_synthetic.ipynb 12
@@ -172,20 +177,52 @@ def ordered_pairs(acts, max_gap=3.0):
             if ci != cj and sj >= (si + ei) / 2 and sj <= ei + max_gap and ej > ei]
 
 # %% ../nbs/02_synthetic.ipynb 27
-def make_sentence(kind, acts, pairs, rng):
-    "(kind, text, window) of one sentence about the timeline `acts` [(class, start, end)]."
+def make_sentence(kind, acts, pairs, rng, say=phrase):
+    "(kind, text, window) of one sentence about the timeline `acts` [(class, start, end)], its actions worded by `say`."
     subj = rng.choice(SUBJECTS)
     cands = {'while': cooccurring_pairs, 'then': ordered_pairs}.get(kind, lambda a: [])(acts)
     if not cands:
         c, s, e = acts[rng.integers(len(acts))]
-        return 'single', f'{subj} {phrase(pairs[c], 1, rng)}.', (s, e)
+        return 'single', f'{subj} {say(pairs[c], 1, rng)}.', (s, e)
     i, j = cands[rng.integers(len(cands))]
     (ci, si, ei), (cj, sj, ej) = acts[i], acts[j]
     if kind == 'while':
-        return kind, f'{subj} is {phrase(pairs[ci], 2, rng)} while {phrase(pairs[cj], 2, rng)}.', (max(si, sj), min(ei, ej))
-    return kind, f'{subj} {phrase(pairs[ci], 1, rng)} then {phrase(pairs[cj], 1, rng)}.', (si, ej)
+        return kind, f'{subj} is {say(pairs[ci], 2, rng)} while {say(pairs[cj], 2, rng)}.', (max(si, sj), min(ei, ej))
+    return kind, f'{subj} {say(pairs[ci], 1, rng)} then {say(pairs[cj], 1, rng)}.', (si, ej)
 
 # %% ../nbs/02_synthetic.ipynb 30
+PARAPHRASES = {  # verb: ((third person, -ing form), ...) with {o} for the object
+    'hold': (('grips {o}', 'gripping {o}'), ('carries {o} around', 'carrying {o} around')),
+    'take': (('picks up {o}', 'picking up {o}'), ('grabs {o}', 'grabbing {o}')),
+    'put down': (('sets {o} aside', 'setting {o} aside'), ('places {o} on a table', 'placing {o} on a table')),
+    'open': (('unlatches {o}', 'unlatching {o}'), ('swings {o} wide', 'swinging {o} wide')),
+    'close': (('shuts {o}', 'shutting {o}'), ('slams {o}', 'slamming {o}')),
+    'wash': (('rinses {o}', 'rinsing {o}'), ('scrubs {o}', 'scrubbing {o}')),
+    'throw': (('tosses {o}', 'tossing {o}'), ('flings {o}', 'flinging {o}')),
+    'look at': (('stares at {o}', 'staring at {o}'), ('glances at {o}', 'glancing at {o}')),
+    'tidy': (('straightens {o}', 'straightening {o}'), ('folds {o} neatly', 'folding {o} neatly')),
+    'drink from': (('sips from {o}', 'sipping from {o}'), ('takes a gulp from {o}', 'taking a gulp from {o}')),
+    'eat': (('munches {o}', 'munching {o}'), ('takes a bite of {o}', 'taking a bite of {o}')),
+    'sit on': (('settles onto {o}', 'settling onto {o}'), ('takes a seat on {o}', 'taking a seat on {o}')),
+    'lie on': (('rests on {o}', 'resting on {o}'), ('stretches out on {o}', 'stretching out on {o}')),
+    'walk through': (('steps through {o}', 'stepping through {o}'), ('passes through {o}', 'passing through {o}')),
+    'play with': (('fiddles with {o}', 'fiddling with {o}'), ('toys with {o}', 'toying with {o}')),
+    'fix': (('repairs {o}', 'repairing {o}'), ('mends {o}', 'mending {o}')),
+    'put on': (('slips on {o}', 'slipping on {o}'), ('laces up {o}', 'lacing up {o}')),
+    'take off': (('kicks off {o}', 'kicking off {o}'), ('pulls off {o}', 'pulling off {o}'))}
+OBJECT_WORDS = {'cup': ('mug', 'glass'), 'door': ('door',), 'chair': ('chair', 'stool'), 'book': ('novel', 'paperback'),
+                'phone': ('cellphone', 'smartphone'), 'bed': ('bed', 'mattress'), 'laptop': ('computer', 'notebook computer'),
+                'sandwich': ('sub', 'snack'), 'towel': ('rag', 'hand towel'), 'blanket': ('quilt', 'duvet'),
+                'shoes': ('sneakers', 'boots'), 'window': ('window', 'windowpane'), 'box': ('carton', 'package'),
+                'light': ('lamp', 'light bulb'), 'floor': ('ground',)}
+
+def paraphrase(pair, form, rng):
+    "The action of `pair` in other words: 'shuts the door' (form 1) or 'shutting a door' (form 2) for ('close', 'door')."
+    v, o = pair
+    words = PARAPHRASES[v][rng.integers(len(PARAPHRASES[v]))][form - 1]
+    return words.format(o=f'{rng.choice(ARTICLES.get(o, ("the", "a")))} {rng.choice(OBJECT_WORDS[o])}')
+
+# %% ../nbs/02_synthetic.ipynb 33
 def soft_box(t, start, end, onset):
     "A box on [start, end] with sigmoid edges that rise over about `onset` seconds."
     w = max(onset, 1e-6) / 4.4                                                    # 10%-90% rise = 4.4 w
@@ -200,19 +237,29 @@ def smooth_noise(T, dim, sigma, rng):
     k /= np.sqrt((k ** 2).sum())                                                  # keeps unit variance
     return np.stack([np.convolve(x[:, d], k, mode='same') for d in range(dim)], 1)  # [T, dim]
 
-# %% ../nbs/02_synthetic.ipynb 33
-def render_features(timeline, distractors, duration, grid, prototypes, background, cfg, rng):
-    "Features [T, D] float32 of one video from its latent timeline (class, start, end) and distractors."
+# %% ../nbs/02_synthetic.ipynb 36
+def class_shifts(n_classes, max_shift, rng) -> np.ndarray:
+    "[C, 2]: for each class, the share of an instance at its start and at its end that shows none of its evidence."
+    return rng.uniform(0, max_shift, size=(n_classes, 2))
+
+def evidence_window(start, end, shift):
+    "Where a labelled instance [start, end] shows its class's evidence: `shift` (lead, lag) shares of it cut off."
+    L = end - start
+    return start + shift[0] * L, end - shift[1] * L
+
+def render_features(timeline, distractors, duration, grid, prototypes, background, cfg, rng, shifts=None):
+    "Features [T, D] float32 of one video from its latent timeline (class, start, end) and distractors; `shifts` [C, 2]."
     T, D = grid.num_steps(duration), prototypes.shape[1]
     t = grid.to_seconds(np.arange(T))                                             # [T] clip centres in seconds
     x = cfg.noise * smooth_noise(T, D, cfg.noise_smooth, rng) + cfg.scene * rng.normal(size=D)   # [T, D]
     for c, s, e in timeline:
+        if shifts is not None: s, e = evidence_window(s, e, shifts[c])
         x += rng.uniform(0.7, 1.3) * cfg.signal * soft_box(t, s, e, cfg.onset)[:, None] * prototypes[c]
     for k, s, e in distractors:
         x += cfg.signal * soft_box(t, s, e, cfg.onset)[:, None] * background[k]
     return x.astype(np.float32)
 
-# %% ../nbs/02_synthetic.ipynb 36
+# %% ../nbs/02_synthetic.ipynb 39
 @dataclass
 class SyntheticWorld:
     "A generated SYNTHETIC dataset: classes, annotated videos (train/test) and features rendered on demand."
@@ -225,6 +272,7 @@ class SyntheticWorld:
     latent: dict                  # vid -> [(class index, start, end)]: what really happens, labelled or not
     distractors: dict             # vid -> [(background index, start, end)]
     source: str = 'synthetic'     # or 'charades': real annotations, simulated features
+    shifts: np.ndarray | None = None  # [C, 2] evidence cut off at each end of an instance (boundary_shift > 0)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self): self._index = {v: i for i, v in enumerate(self.videos)}  # seeds features per video
@@ -235,7 +283,7 @@ class SyntheticWorld:
             if vid not in self.videos: raise UniMDError(f"video {vid!r} is not in this synthetic world")
             rng = np.random.default_rng([self.cfg.seed, 1, self._index[vid]])
             self._cache[vid] = render_features(self.latent[vid], self.distractors[vid], self.videos[vid].duration,
-                                               self.grid, self.prototypes, self.background, self.cfg, rng)
+                                               self.grid, self.prototypes, self.background, self.cfg, rng, self.shifts)
         return self._cache[vid]
 
     def split(self, subset):
@@ -251,33 +299,43 @@ class SyntheticWorld:
         for vid in self.videos: save_features(folder, vid, self.features(vid), fmt)
         return Path(folder)
 
-# %% ../nbs/02_synthetic.ipynb 38
+# %% ../nbs/02_synthetic.ipynb 41
 def video_kinds(n, cfg, rng):
     "Which labels each of n videos keeps: 'both', 'tad' (TAD only) or 'mr' (MR only), in the configured shares."
     n_both, n_mr = round(cfg.frac_both * n), round(cfg.frac_mr_only * n)
     return list(rng.permutation(['both'] * n_both + ['mr'] * n_mr + ['tad'] * (n - n_both - n_mr)))
 
 def make_sentences(vid, acts, pairs, cfg, rng):
-    "1 + Poisson(sentences_mean - 1) distinct sentences about the timeline `acts`."
+    "1 + Poisson(sentences_mean - 1) distinct sentences about the timeline `acts` (in other words if cfg.paraphrase)."
     n, out, seen = 1 + rng.poisson(cfg.sentences_mean - 1), [], set()
     for _ in range(4 * n):
         if len(out) == n: break
-        kind, text, (s, e) = make_sentence(rng.choice(['single', 'while', 'then'], p=cfg.sentence_mix), acts, pairs, rng)
+        kind, text, (s, e) = make_sentence(rng.choice(['single', 'while', 'then'], p=cfg.sentence_mix), acts, pairs, rng,
+                                         paraphrase if cfg.paraphrase else phrase)
         if text in seen: continue
         seen.add(text)
         out.append(Sentence(f'{vid}#{len(out)}', text, ((round(s, 2), round(e, 2)),)))
     return out
 
-# %% ../nbs/02_synthetic.ipynb 40
+# %% ../nbs/02_synthetic.ipynb 43
 def sample_distractors(duration, cfg, rng):
     "Poisson(distractors_mean) unlabelled background motions (index, start, end) for one video."
     n = rng.poisson(cfg.distractors_mean) if cfg.n_distractors else 0
     return [(int(rng.integers(cfg.n_distractors)), *place(sample_length(duration, cfg, rng), duration, rng)) for _ in range(n)]
 
-# %% ../nbs/02_synthetic.ipynb 43
-def make_world(cfg: SyntheticConfig | None = None) -> SyntheticWorld:
-    "Generate the SYNTHETIC world of `cfg` (deterministic given cfg.seed)."
-    cfg = (cfg or SyntheticConfig()).validate()
+# %% ../nbs/02_synthetic.ipynb 46
+WORLDS = {'charades': {}, 'mechanisms': dict(boundary_shift=0.3, paraphrase=True)}   # presets: SyntheticConfig overrides
+
+def world_config(kind='charades', **overrides) -> SyntheticConfig:
+    "The SyntheticConfig of the preset world `kind` ('charades': the default, 'mechanisms') with field `overrides`."
+    if kind not in WORLDS: raise UniMDError(f"unknown synthetic world {kind!r}: one of {list(WORLDS)}")
+    return SyntheticConfig(**{**WORLDS[kind], **overrides})
+
+def make_world(cfg: SyntheticConfig | None = None, kind: str | None = None) -> SyntheticWorld:
+    "Generate the SYNTHETIC world of `cfg` (deterministic given cfg.seed); `kind` applies a preset of WORLDS on top."
+    cfg = cfg or SyntheticConfig()
+    if kind is not None: cfg = world_config(kind, **{**asdict(cfg), **WORLDS.get(kind, {})})
+    cfg = cfg.validate()
     rng = np.random.default_rng([cfg.seed, 0])
     pairs = CLASS_POOL[:cfg.n_classes]
     prototypes = make_prototypes([v for v, _ in pairs], [o for _, o in pairs], cfg.feat_dim, rng)
@@ -294,9 +352,11 @@ def make_world(cfg: SyntheticConfig | None = None) -> SyntheticWorld:
             actions = [Action(class_name(*pairs[c]), s, e) for c, s, e in acts] if kind != 'mr' else []
             sentences = make_sentences(vid, acts, pairs, cfg, rng) if kind != 'tad' else []
             videos[vid] = Video(vid, dur, subset, actions, sentences)
-    return SyntheticWorld(cfg, [class_name(*p) for p in pairs], videos, cfg.grid, prototypes, background, latent, distractors)
+    shifts = class_shifts(len(pairs), cfg.boundary_shift, np.random.default_rng([cfg.seed, 3])) if cfg.boundary_shift else None
+    return SyntheticWorld(cfg, [class_name(*p) for p in pairs], videos, cfg.grid, prototypes, background, latent, distractors,
+                          shifts=shifts)
 
-# %% ../nbs/02_synthetic.ipynb 46
+# %% ../nbs/02_synthetic.ipynb 49
 def world_stats(videos):
     "Charades-style statistics of a dict of Videos: counts per video, instance lengths, task coverage."
     vs = list(videos.values())
@@ -317,11 +377,17 @@ def world_stats(videos):
                 sentences_then=float(np.mean([' then ' in t for t in texts])) if texts else 0.0,
                 sentences_while=float(np.mean([' while ' in t for t in texts])) if texts else 0.0)
 
-# %% ../nbs/02_synthetic.ipynb 49
+# %% ../nbs/02_synthetic.ipynb 52
+def wordings(pair):
+    "Every way a synthetic sentence can word the action `pair`: class words and paraphrases, both forms, all articles."
+    v, o = pair
+    arts = ARTICLES.get(o, ('the', 'a'))
+    return [f'{f} {a} {o}' for f in VERBS[v] for a in arts] + \
+           [f.format(o=f'{a} {n}') for both in PARAPHRASES[v] for f in both for a in arts for n in OBJECT_WORDS[o]]
+
 def mentioned(text, pairs):
-    "Indices of the (verb, object) classes a synthetic sentence mentions."
-    return [i for i, (v, o) in enumerate(pairs)
-            if any(f'{form} {art} {o}' in text for form in VERBS[v] for art in ARTICLES.get(o, ('the', 'a')))]
+    "Indices of the (verb, object) classes a synthetic sentence mentions (in class words or paraphrased)."
+    return [i for i, p in enumerate(pairs) if any(w in text for w in wordings(p))]
 
 def fig2_stats(world):
     "How much of the paper's Fig. 2 a SYNTHETIC world holds, measured on its videos with both tasks."
@@ -344,7 +410,7 @@ def fig2_stats(world):
                 ordered_pairs_per_video=float(np.mean(order)), negatives_per_sentence=float(np.mean(neg)),
                 sentences_with_opposite_action=float(np.mean(hard)), tad_instances_per_sentence=float(np.mean(events)))
 
-# %% ../nbs/02_synthetic.ipynb 52
+# %% ../nbs/02_synthetic.ipynb 55
 def plot_synthetic_video(world, vid, max_dims=48):
     "Timeline, feature heat-map and per-class prototype read-out of one SYNTHETIC video."
     import matplotlib.pyplot as plt
@@ -366,7 +432,7 @@ def plot_synthetic_video(world, vid, max_dims=48):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_synthetic.ipynb 55
+# %% ../nbs/02_synthetic.ipynb 65
 def charades_verb_object(classes, root=None):
     "Verb and object ids of each Charades class from Charades_v1_mapping.txt (each class its own ids if absent)."
     try: path = find_file(root, 'charades', 'Charades_v1_mapping.txt')
