@@ -8,7 +8,7 @@ from unimd.core import UniMDError
 from unimd.config import update_config
 from unimd.ablation import (Run, slug, mode, run_config, total_steps, study_metrics, long_rows, paper_long, as_table, deltas,
                             save_results, load_results, run_study, synthetic_config, chance_rows, evaluate_checkpoint,
-                            COLUMNS, EGO4D_MIX)
+                            COLUMNS, EGO4D_MIX, steps_per_epoch, match_steps, matched_run, plot_deltas, STUDY_METRICS)
 
 
 def table():
@@ -73,3 +73,36 @@ def test_tiny_study_trains_reuses_and_refuses_another_config(tmp_path):
     assert np.allclose(list(got.values()), df.query("run == 'dedicated TAD'").value.values)
     ch = chance_rows(base, 'ego4d', seeds=(0, 1))
     assert set(ch.run) == {'chance'} and ch.seed.nunique() == 2 and ch.value.between(0, 100).all()
+
+
+def test_plot_gives_the_paper_its_own_axes():
+    ours = pd.DataFrame(long_rows('ours: synthetic', 'synthetic', 'ded TAD', 0, {'TAD mAP': 10.0, 'TAD x': 1.0})
+                        + long_rows('ours: synthetic', 'synthetic', 'co', 0, {'TAD mAP': 20.0, 'TAD x': 2.0}), columns=COLUMNS)
+    d = deltas(pd.concat([paper_long(table(), 'ego4d'), ours]), {'TAD': 'ded TAD', 'MR': 'ded MR'})
+    axs = plot_deltas(d, ['co'])
+    assert axs.shape == (2, 3)                                             # a row per source, a column per metric
+    assert not axs[0, 0].get_shared_y_axes().joined(axs[0, 0], axs[1, 0])  # +10 synthetic points never squash +1.5 real
+    assert axs[0, 0].get_ylim()[1] < 5 < axs[1, 0].get_ylim()[1]
+    assert [t.get_text() for t in axs[0, 2].texts] == ['not reported']    # the paper has no 'TAD x'
+    import matplotlib.pyplot as plt; plt.close('all')
+
+
+def test_step_matched_runs_take_exactly_the_same_steps(tmp_path):
+    torch.set_num_threads(1)
+    from unimd.synthetic import make_world
+    from unimd.checkpoint import load_checkpoint
+    from unimd.train import train
+    base = synthetic_config('tiny', world='mechanisms')
+    world = make_world(base.data.synthetic)
+    per_epoch = {m: steps_per_epoch(update_config(base, mode(m)), world) for m in ('tad', 'mr', 'cotrain')}
+    assert len(set(per_epoch.values())) > 1                                # the recipes' epochs differ in length
+    runs = [Run('dedicated TAD', mode('tad')), Run('dedicated MR', mode('mr')), Run('sync', mode('cotrain', 'sync'))]
+    df = run_study(base, runs, tmp_path, 'mechanisms', world=world, log=lambda s: None, steps=5)
+    assert set(df.steps) == {5} and set(df.query("run == 'sync'").metric) == set(STUDY_METRICS['mechanisms'])
+    assert {load_checkpoint(tmp_path / r.name / 'seed0' / 'checkpoint.pt')['step'] for r in runs} == {5}
+    cfg = run_config(base, runs[0], 1)                                     # an interrupted run resumes to exactly the target
+    train(match_steps(cfg, 5, world), tmp_path / 'cut', progress=False, stop_after=2, world=world)
+    assert load_checkpoint(tmp_path / 'cut' / 'checkpoint.pt')['step'] == 2
+    assert matched_run(cfg, tmp_path / 'cut', 5, 'mechanisms', world)['steps'] == 5
+    assert load_checkpoint(tmp_path / 'cut' / 'checkpoint.pt')['step'] == 5
+    with pytest.raises(UniMDError, match='one phase'): run_study(base, [Run('TAD->MR', mode('tad2mr'))], tmp_path, 'ego4d', world=world, steps=5)

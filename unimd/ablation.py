@@ -4,22 +4,24 @@
 
 # %% ../nbs/39_studies.ipynb 2
 from __future__ import annotations
-import json, os, re, time
+import json, math, os, re, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
 from .core import TAD, MR, TASKS, UniMDError
 from .data import atomic_file
-from .config import Config, load_config, update_config, config_dict, check_same_config
+from .config import Config, load_config, update_config, config_dict, check_same_config, phases
 from .splits import load_splits
 from .train import train, score, phase_tasks
 
 # %% auto 0
-__all__ = ['EGO4D_MIX', 'ANET_MIX', 'OFFICIAL_SEED', 'STUDY_METRICS', 'COLUMNS', 'HONESTY', 'Run', 'slug', 'mode',
-           'synthetic_config', 'run_config', 'total_steps', 'study_metrics', 'final_predictions', 'train_run',
-           'evaluate_checkpoint', 'long_rows', 'run_study', 'paper_long', 'as_table', 'results_dir', 'save_results',
-           'load_results', 'deltas', 'plot_deltas', 'delta_summary', 'chance_rows', 'study_results', 'print_tables']
+__all__ = ['EGO4D_MIX', 'ANET_MIX', 'TEXT', 'OFFICIAL_SEED', 'STUDY_METRICS', 'COLUMNS', 'HONESTY', 'MECHANISM_STEPS',
+           'MECHANISM_STUDIES', 'MECHANISM_BASELINES', 'MECHANISM_SOURCE', 'Run', 'slug', 'mode', 'synthetic_config',
+           'run_config', 'total_steps', 'study_metrics', 'score_study', 'final_predictions', 'train_run',
+           'evaluate_checkpoint', 'steps_per_epoch', 'match_steps', 'matched_run', 'long_rows', 'run_study',
+           'paper_long', 'as_table', 'results_dir', 'save_results', 'load_results', 'deltas', 'plot_deltas',
+           'delta_summary', 'chance_rows', 'study_results', 'print_tables', 'run_mechanisms']
 
 # %% ../nbs/39_studies.ipynb 5
 @dataclass(frozen=True)
@@ -44,15 +46,21 @@ def mode(m, sampler=None, **train) -> dict:
 # %% ../nbs/39_studies.ipynb 11
 EGO4D_MIX = dict(frac_both=0.01, frac_mr_only=0.40)   # Ego4D train: 0.7% both, 59.6% TAD only, 39.7% MR only
 ANET_MIX = dict(frac_both=1.0, frac_mr_only=0.0)      # ActivityNet + Captions train: 99.9% both
+TEXT = {'hash': dict(text_encoder='hash', text_dim=64),        # the demo's: lexical, 64-d
+        'hash384': dict(text_encoder='hash', text_dim=384),    # lexical, as wide as MiniLM
+        'minilm': dict(text_encoder='minilm', text_dim=384)}   # unimd.text's offline MiniLM: words that mean alike meet
 
-def synthetic_config(scale='tiny', **world) -> Config:
-    "The demo's quick config on a synthetic world with `world` overrides; 'tiny' shrinks world and schedule for the tests."
+def synthetic_config(scale='tiny', world='charades', text='hash', **overrides) -> Config:
+    "The demo's quick config on the synthetic `world` preset with a `text` encoder and world `overrides`; 'tiny' shrinks it for the tests."
     from unimd.demo import demo_config
+    from unimd.synthetic import WORLDS
     cfg = demo_config(quick=True)
     if scale == 'tiny': cfg = update_config(cfg, {'data': {'synthetic': dict(n_train=24, n_test=8, n_classes=4)},
                                                   'train': dict(warmup_epochs=1, epochs=1)})
     elif scale != 'quick': raise UniMDError(f"scale must be 'tiny' or 'quick', got {scale!r}")
-    return update_config(cfg, {'data': {'synthetic': world}})
+    if world not in WORLDS: raise UniMDError(f"unknown synthetic world {world!r}: one of {list(WORLDS)}")
+    if text not in TEXT: raise UniMDError(f"unknown text setting {text!r}: one of {list(TEXT)}")
+    return update_config(cfg, {'model': TEXT[text], 'data': {'synthetic': {**WORLDS[world], **overrides}}})
 
 # %% ../nbs/39_studies.ipynb 14
 OFFICIAL_SEED = 1234567891
@@ -74,11 +82,19 @@ STUDY_METRICS = {
     'anet': {'TAD mAP': 'tad_mAP', 'TAD mAP@50': 'tad_mAP@0.5', 'MR R5@50': 'mr_R5@0.5', 'MR R5@70': 'mr_R5@0.7'},
 }
 
+STUDY_METRICS['mechanisms'] = {**STUDY_METRICS['ego4d'], 'TAD mAP@50:95': 'strict_tad_mAP', 'MR R1@70': 'strict_mr_R1@0.7'}
+
 def study_metrics(metrics: dict, benchmark: str) -> dict:
     "The paper's columns of `benchmark` from a dict of metric keys (columns of tasks not scored are left out)."
     return {col: metrics[k] for col, k in STUDY_METRICS[benchmark].items() if k in metrics}
 
-# %% ../nbs/39_studies.ipynb 23
+def score_study(split, preds: dict, benchmark: str) -> dict:
+    "`preds` scored in the study's columns; 'mechanisms' = Ego4D's columns + strict tIoU (ActivityNet mAP, R1@0.7)."
+    if benchmark != 'mechanisms': return study_metrics(score(split, preds, benchmark), benchmark)
+    strict = {f'strict_{k}': v for k, v in score(split, preds, 'synthetic').items()}   # ActivityNet TAD, Charades-STA MR
+    return study_metrics({**score(split, preds, 'ego4d'), **strict}, benchmark)
+
+# %% ../nbs/39_studies.ipynb 25
 def final_predictions(out, history) -> dict:
     "The prediction files of a finished run, for the tasks of its last phase."
     from unimd.interchange import read_tad_predictions, read_mr_predictions
@@ -86,10 +102,11 @@ def final_predictions(out, history) -> dict:
     read = {TAD: lambda: read_tad_predictions(out / 'predictions_tad.json'), MR: lambda: read_mr_predictions(out / 'predictions_mr.jsonl')}
     return {t: read[t]() for t in tasks}
 
-# %% ../nbs/39_studies.ipynb 26
-def train_run(base: Config, run: Run, seed: int, out, benchmark: str, world=None, test=None, progress=False) -> dict:
-    "Train (or read back) `run` with `seed` under out/<run>/seed<seed> -> {'metrics': paper columns, 'steps': n}."
+# %% ../nbs/39_studies.ipynb 28
+def train_run(base: Config, run: Run, seed: int, out, benchmark: str, world=None, test=None, progress=False, steps=None) -> dict:
+    "Train (or read back) `run` with `seed` under out/<run>/seed<seed> -> {'metrics': paper columns, 'steps': n}; `steps`: exactly that many."
     cfg, folder = run_config(base, run, seed), Path(out) / run.name / f'seed{seed}'
+    if steps: return matched_run(cfg, folder, steps, benchmark, world, test, progress)
     done = folder / 'metrics.json'
     if done.exists():
         res = json.loads(done.read_text())
@@ -98,10 +115,10 @@ def train_run(base: Config, run: Run, seed: int, out, benchmark: str, world=None
     m = res['final']
     if cfg.data.dataset != benchmark:  # synthetic data: score the final predictions with the study's benchmark
         if test is None: test = load_splits(cfg.data, world)[1]
-        m = score(test, final_predictions(folder, res['history']), benchmark)
+        return {'metrics': score_study(test, final_predictions(folder, res['history']), benchmark), 'steps': total_steps(res['history'])}
     return {'metrics': study_metrics(m, benchmark), 'steps': total_steps(res['history'])}
 
-# %% ../nbs/39_studies.ipynb 30
+# %% ../nbs/39_studies.ipynb 32
 def evaluate_checkpoint(folder, videos: dict, features, benchmark: str, tasks=TASKS, batch_size=4) -> dict:
     "Score the EMA model of the run in `folder` on annotated `videos` (features: vid -> [T, D]) in the study's columns."
     from unimd.checkpoint import load_trained
@@ -112,32 +129,66 @@ def evaluate_checkpoint(folder, videos: dict, features, benchmark: str, tasks=TA
     split = Split(videos, classes, data_grid(cfg.data), features)
     text = FrozenText(get_encoder(cfg.model, cfg.data, classes), split_texts(split))   # as the trainer: 'released' reads cfg.data
     preds = predict(model.to('cuda' if torch.cuda.is_available() else 'cpu'), split, text, tasks, batch_size)
-    return study_metrics(score(split, preds, benchmark), benchmark)
+    return score_study(split, preds, benchmark)
 
-# %% ../nbs/39_studies.ipynb 33
+# %% ../nbs/39_studies.ipynb 35
+def steps_per_epoch(cfg: Config, world=None) -> int:
+    "Optimiser steps in one epoch of the single-phase run `cfg` (its sampler over its training videos)."
+    from unimd.sampler import make_sampler, video_tasks, keep_fraction
+    plan, tc = phases(cfg.train), cfg.train
+    if len(plan) != 1: raise UniMDError(f"step-matched runs need one phase (tad, mr or cotrain), not train.mode={tc.mode!r}")
+    tasks = keep_fraction(video_tasks(load_splits(cfg.data, world)[0].videos), tc.fraction_tad, tc.fraction_mr, tc.seed)
+    return len(make_sampler(plan[0], tasks, tc.batch_size, tc.seed))
+
+def match_steps(cfg: Config, steps: int, world=None) -> Config:
+    "`cfg` with a schedule of whole epochs (warm-up kept) that covers `steps` optimiser steps."
+    n = steps_per_epoch(cfg, world)
+    total = max(math.ceil(steps / n), cfg.train.warmup_epochs + 1)
+    return update_config(cfg, {'train': dict(epochs=total - cfg.train.warmup_epochs, early_stop_epoch=0)})
+
+# %% ../nbs/39_studies.ipynb 37
+def matched_run(cfg: Config, folder, steps: int, benchmark: str, world=None, test=None, progress=False) -> dict:
+    "Train `cfg` for exactly `steps` optimiser steps into `folder` (resuming), score its EMA model -> {'metrics', 'steps'}."
+    from unimd.checkpoint import load_checkpoint
+    cfg, folder = match_steps(cfg, steps, world), Path(folder)
+    done = folder / 'study.json'
+    if done.exists():
+        res = json.loads(done.read_text())
+        check_same_config(res['config'], cfg, done)
+        return {'metrics': res['metrics'], 'steps': res['steps']}
+    ck = folder / 'checkpoint.pt'
+    at = load_checkpoint(ck)['step'] if ck.exists() else 0          # an interrupted run resumes from its checkpoint
+    if at < steps: train(cfg, folder, progress=progress, stop_after=steps - at, world=world)
+    if load_checkpoint(ck)['step'] != steps: raise UniMDError(f"{ck} is at step {load_checkpoint(ck)['step']}, not {steps}: remove {folder} and run again")
+    if test is None: test = load_splits(cfg.data, world)[1]
+    m = evaluate_checkpoint(folder, test.videos, test.features, benchmark, phase_tasks(phases(cfg.train)[0]), cfg.train.eval_batch_size)
+    with atomic_file(done, 'w') as f: json.dump({'metrics': m, 'steps': steps, 'config': config_dict(cfg)}, f, indent=1)
+    return {'metrics': m, 'steps': steps}
+
+# %% ../nbs/39_studies.ipynb 41
 COLUMNS = ['source', 'dataset', 'run', 'seed', 'metric', 'value', 'steps']
 
 def long_rows(source, dataset, row, seed, metrics: dict, steps=np.nan) -> list:
     "Rows of the long results table for one run and seed."
     return [dict(source=source, dataset=dataset, run=row, seed=seed, metric=k, value=float(v), steps=steps) for k, v in metrics.items()]
 
-# %% ../nbs/39_studies.ipynb 36
+# %% ../nbs/39_studies.ipynb 44
 def run_study(base: Config, runs, out, benchmark: str, seeds=(0,), source='ours: synthetic', world=None,
-              progress=False, log=print):
-    "Train every run for every seed (reusing finished ones) -> long DataFrame of COLUMNS in the paper's metrics."
+              progress=False, log=print, steps=None):
+    "Train every run for every seed (reusing finished ones; `steps`: each exactly that many) -> long DataFrame of COLUMNS."
     import pandas as pd
     test = load_splits(base.data, world)[1] if base.data.dataset != benchmark else None
     rows = []
     for seed in seeds:
         for run in runs:
             t = time.time()
-            r = train_run(base, run, seed, out, benchmark, world, test, progress)
+            r = train_run(base, run, seed, out, benchmark, world, test, progress, steps)
             rows += long_rows(source, base.data.dataset, run.row, seed, r['metrics'], r['steps'])
             log(f"{run.row} (seed {seed}): {r['steps']} steps, {time.time() - t:.0f} s, "
                 + ', '.join(f'{k} {v:.1f}' for k, v in r['metrics'].items()))
     return pd.DataFrame(rows, columns=COLUMNS)
 
-# %% ../nbs/39_studies.ipynb 39
+# %% ../nbs/39_studies.ipynb 47
 def paper_long(table, dataset) -> 'pd.DataFrame':
     "A paper table (rows = runs, columns = metrics, NaN = '-') as long rows with source 'paper'."
     import pandas as pd
@@ -150,13 +201,13 @@ def as_table(df, source=None) -> 'pd.DataFrame':
     t = df.pivot_table(index='run', columns='metric', values='value', aggfunc='mean', sort=False)
     return t[list(dict.fromkeys(df.metric))].round(2)
 
-# %% ../nbs/39_studies.ipynb 42
+# %% ../nbs/39_studies.ipynb 50
 def results_dir() -> Path:
     "The repository's results/ folder (beside unimd/)."
     import unimd
     return Path(unimd.__file__).resolve().parent.parent / 'results'
 
-# %% ../nbs/39_studies.ipynb 44
+# %% ../nbs/39_studies.ipynb 52
 def save_results(df, path) -> Path:
     "Write a long results table as CSV, atomically."
     with atomic_file(path, 'w') as f: df[COLUMNS].to_csv(f, index=False)
@@ -171,7 +222,7 @@ def load_results(path):
     if list(df.columns) != COLUMNS: raise UniMDError(f"{path}: columns {list(df.columns)}, expected {COLUMNS}: not a study result file")
     return df
 
-# %% ../nbs/39_studies.ipynb 47
+# %% ../nbs/39_studies.ipynb 55
 def deltas(df, baseline: dict) -> 'pd.DataFrame':
     "`df` with a `delta` column: value minus the value of the baseline run of the metric's task, same source and seed."
     task = df.metric.str.split().str[0]                         # 'TAD mAP' -> 'TAD'
@@ -180,29 +231,34 @@ def deltas(df, baseline: dict) -> 'pd.DataFrame':
     out = df.assign(seed=df.seed.fillna(-1)).merge(base.assign(seed=base.seed.fillna(-1)), on=key, how='left')
     return out.assign(delta=out.value - out.base, seed=out.seed.replace(-1, np.nan)).drop(columns='base')
 
-# %% ../nbs/39_studies.ipynb 50
+# %% ../nbs/39_studies.ipynb 58
 HONESTY = "SYNTHETIC world: illustrates the mechanics, not evidence for or against the paper's claims"
 
 def plot_deltas(d, order, title='', ylabel='change vs baseline (points)', axs=None):
-    "Bars of `delta` per run (x, in `order`) and source (hue), one panel per metric; error bars = sd over seeds."
+    "Bars of `delta` per run (x, in `order`): one row of panels per source, each panel its own y axis, one column per metric; error bars = sd, dots = seeds."
     import matplotlib.pyplot as plt, seaborn as sns
-    metrics = list(dict.fromkeys(d.metric))
-    if axs is None: _, axs = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.4), sharey=False, squeeze=False)
-    axs = np.asarray(axs).ravel()
-    sources = list(dict.fromkeys(d.source))
-    for ax, m in zip(axs, metrics):
-        sub = d[(d.metric == m) & d.run.isin(order)]
-        sns.barplot(sub, x='run', y='delta', hue='source', order=[o for o in order if o in set(sub.run)], hue_order=sources,
-                    errorbar='sd', ax=ax, palette='Set2', edgecolor='grey')
-        ax.axhline(0, color='black', lw=0.8); ax.set_title(m, fontsize=10); ax.set_xlabel(''); ax.set_ylabel(ylabel if ax is axs[0] else '')
-        ax.tick_params(axis='x', rotation=45, labelsize=8)
-        if ax is not axs[-1] and ax.get_legend(): ax.get_legend().remove()
-    if axs[-1].get_legend(): sns.move_legend(axs[-1], 'upper left', bbox_to_anchor=(1.02, 1), fontsize=8, title='')
+    metrics, sources = list(dict.fromkeys(d.metric)), list(dict.fromkeys(d.source))
+    if axs is None: _, axs = plt.subplots(len(sources), len(metrics), figsize=(3.1 * len(metrics), 2.9 * len(sources)), squeeze=False)
+    axs, colours = np.asarray(axs).reshape(len(sources), len(metrics)), sns.color_palette('Set2', len(sources))
+    for r, (src, colour) in enumerate(zip(sources, colours)):
+        for ax, m in zip(axs[r], metrics):
+            sub = d[(d.source == src) & (d.metric == m) & d.run.isin(order)]
+            ax.set_title(m, fontsize=9)
+            if sub.delta.isna().all():
+                ax.text(0.5, 0.5, 'not reported', ha='center', va='center', transform=ax.transAxes, color='grey'); ax.set_xticks([]); ax.set_yticks([])
+                continue
+            ro = [o for o in order if o in set(sub.run)]
+            sns.barplot(sub, x='run', y='delta', order=ro, errorbar='sd', ax=ax, color=colour, edgecolor='grey')
+            if sub.seed.nunique() > 1: sns.stripplot(sub, x='run', y='delta', order=ro, ax=ax, color='black', size=3, jitter=0.15)
+            ax.axhline(0, color='black', lw=0.8); ax.set_xlabel(''); ax.set_ylabel('')
+            ax.tick_params(axis='x', rotation=45, labelsize=8)
+        axs[r, 0].set_ylabel(f'{src}\n{ylabel}', fontsize=8)
     if any('synthetic' in s for s in sources): title = f'{title}\n{HONESTY}' if title else HONESTY
-    axs[0].figure.suptitle(title, fontsize=10, y=1.0 + 0.07 * (title.count('\n') + 1))   # above the panel titles
+    fig = axs[0, 0].figure
+    fig.suptitle(title, fontsize=10); fig.tight_layout()
     return axs
 
-# %% ../nbs/39_studies.ipynb 53
+# %% ../nbs/39_studies.ipynb 61
 def delta_summary(d, order=None) -> 'pd.DataFrame':
     "Text cells 'mean ± sd' of `delta` over seeds, rows (source, run) in `order`, columns = metrics."
     g = d.groupby(['source', 'run', 'metric'], sort=False).delta
@@ -212,24 +268,24 @@ def delta_summary(d, order=None) -> 'pd.DataFrame':
     if order is not None: t = t[t.index.get_level_values('run').isin(order)]
     return t
 
-# %% ../nbs/39_studies.ipynb 56
+# %% ../nbs/39_studies.ipynb 64
 def chance_rows(base: Config, benchmark, seeds=(0,), world=None, source='ours: synthetic'):
     "The chance level of a synthetic study (random segments shaped like training labels) as long rows, run 'chance'."
     import pandas as pd
     from unimd.demo import chance_predictions
     tr, te = load_splits(base.data, world)
     rows = [r for s in seeds for r in long_rows(source, base.data.dataset, 'chance', s,
-            study_metrics(score(te, chance_predictions(tr.videos, te.videos, tr.classes, seed=s), benchmark), benchmark), 0)]
+            score_study(te, chance_predictions(tr.videos, te.videos, tr.classes, seed=s), benchmark), 0)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
-# %% ../nbs/39_studies.ipynb 59
+# %% ../nbs/39_studies.ipynb 67
 def study_results(study: str, paper, tiny=None) -> 'pd.DataFrame':
     "Paper rows, then ours: results/synthetic_<study>.csv (else the `tiny` run) and results/<study>.csv if they exist."
     import pandas as pd
     syn = load_results(results_dir() / f'synthetic_{study}.csv')
     return pd.concat([paper, *(x for x in (tiny if syn is None else syn, load_results(results_dir() / f'{study}.csv')) if x is not None)])
 
-# %% ../nbs/39_studies.ipynb 61
+# %% ../nbs/39_studies.ipynb 69
 def print_tables(df, steps=True):
     "One paper-shaped table per source (mean over seeds), with the optimisation steps of our runs."
     for src in dict.fromkeys(df.source):
@@ -238,3 +294,36 @@ def print_tables(df, steps=True):
         if steps and sub.steps.notna().any(): t['steps'] = sub.groupby('run', sort=False).steps.mean().round().astype(int)
         n = sub.seed.nunique()
         print(f"{src}{f' (mean of {n} seeds)' if n > 1 else ''}:\n{t.to_string(na_rep='-')}\n")
+
+# %% ../nbs/39_studies.ipynb 72
+MECHANISM_STEPS = 300                  # ~ the quick schedule of a co-trained model (10 epochs of ~31 steps)
+_SYNC = Run('sync', mode('cotrain', 'sync'), folder='sync_minilm')
+MECHANISM_STUDIES = {  # study -> its runs (the shared arm under the study's row name, one folder)
+    'reg_head': [Run('w/o query', {'model': {'reg_query_dependent': False}, **mode('cotrain', 'sync')}, folder='sync_minilm_shared_head'),
+                 Run('w query', _SYNC.overrides, folder=_SYNC.folder)],
+    'cotrain': [Run('dedicated TAD', mode('tad'), folder='tad_minilm'), Run('dedicated MR', mode('mr'), folder='mr_minilm'), _SYNC],
+    'text': [Run('hash', {'model': TEXT['hash384'], **mode('cotrain', 'sync')}, folder='sync_hash384'),
+             Run('MiniLM', _SYNC.overrides, folder=_SYNC.folder)]}
+MECHANISM_BASELINES = {'reg_head': {'TAD': 'w/o query', 'MR': 'w/o query'},
+                       'cotrain': {'TAD': 'dedicated TAD', 'MR': 'dedicated MR'}, 'text': {'TAD': 'hash', 'MR': 'hash'}}
+MECHANISM_SOURCE = 'ours: synthetic mechanisms world'
+
+def run_mechanisms(out, seeds=(0, 1, 2), steps=MECHANISM_STEPS, scale='quick', results=None, log=print) -> dict:
+    "Train the mechanism studies seed by seed (shared runs once), writing results/mechanisms_<study>.csv after every run."
+    import pandas as pd
+    from unimd.synthetic import make_world
+    base = synthetic_config(scale, world='mechanisms', text='minilm')
+    world = make_world(base.data.synthetic)
+    test, results = load_splits(base.data, world)[1], Path(results or results_dir())
+    chance = chance_rows(base, 'mechanisms', seeds, world, MECHANISM_SOURCE)
+    rows = {k: [] for k in MECHANISM_STUDIES}
+    for seed in seeds:
+        for study, runs in MECHANISM_STUDIES.items():
+            for run in runs:
+                t = time.time()
+                r = train_run(base, run, seed, out, 'mechanisms', world, test, steps=steps)
+                rows[study] += long_rows(MECHANISM_SOURCE, 'synthetic', run.row, seed, r['metrics'], r['steps'])
+                save_results(pd.concat([chance, pd.DataFrame(rows[study], columns=COLUMNS)]), results / f'mechanisms_{study}.csv')
+                log(f"{study}: {run.row} (seed {seed}): {r['steps']} steps, {time.time() - t:.0f} s, "
+                    + ', '.join(f'{k} {v:.1f}' for k, v in r['metrics'].items()))
+    return {k: load_results(results / f'mechanisms_{k}.csv') for k in MECHANISM_STUDIES}
