@@ -123,11 +123,12 @@ def evaluate_checkpoint(folder, videos: dict, features, benchmark: str, tasks=TA
     "Score the EMA model of the run in `folder` on annotated `videos` (features: vid -> [T, D]) in the study's columns."
     from unimd.checkpoint import load_trained
     from unimd.splits import data_grid, Split, split_texts
-    from unimd.text import FrozenText, get_encoder
+    from unimd.text import FrozenText
+    from unimd.splits import text_encoder
     from unimd.train import predict
     model, cfg, classes = load_trained(folder)
     split = Split(videos, classes, data_grid(cfg.data), features)
-    text = FrozenText(get_encoder(cfg.model, cfg.data, classes), split_texts(split))   # as the trainer: 'released' reads cfg.data
+    text = FrozenText(text_encoder(cfg.model, cfg.data, classes), split_texts(split))   # as the trainer: 'released' reads cfg.data
     preds = predict(model.to('cuda' if torch.cuda.is_available() else 'cpu'), split, text, tasks, batch_size)
     return score_study(split, preds, benchmark)
 

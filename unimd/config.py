@@ -271,7 +271,8 @@ BOUNDS = {
         actions_mean=Num(F, 1, 100), actions_shape=POS, sentences_mean=Num(F, 1, 100), length_mean=Num(F, 0, 0.99, open_lo=True),
         full_frac=UNIT, p_cooccur=UNIT, p_then=UNIT, sentence_mix=Seq(UNIT, 3, 3), frac_both=UNIT, frac_mr_only=UNIT,
         signal=Num(F, 0, 1000), noise=Num(F, 0, 1000), noise_smooth=Num(F, 0, 1000), scene=Num(F, 0, 1000),
-        onset=Num(F, 0, 1000), n_distractors=Num(I, 0, 1000), distractors_mean=Num(F, 0, 1000), max_seq_len=Num(I, 1, 2**20)),
+        onset=Num(F, 0, 1000), n_distractors=Num(I, 0, 1000), distractors_mean=Num(F, 0, 1000), max_seq_len=Num(I, 1, 2**20),
+        boundary_shift=Num(F, 0, 0.49), paraphrase=Flag()),
 }
 
 # %% ../nbs/17_config.ipynb 20
