@@ -168,10 +168,10 @@ def _check_video(path):
 def _extract(self, path):
     "(CLIP image features, duration) of a video file on the checkpoint's grid (the extractor is built on first use)."
     from unimd.extract import ClipImageEncoder, VideoReader, extract_features
-    if (self.spec or {}).get('extractor') == 'synthetic':
-        raise UniMDError(f"{self.source} was trained on the SYNTHETIC world's rendered features (`unimd demo`), which no real "
-                         f"video gives: train a model on your own videos (README, 'Your own video'), or give it the demo's feature files")
-    if self.extractor is None:
+    if self.extractor is None:                                   # none handed in: build the one the feature spec names
+        if (self.spec or {}).get('extractor') == 'synthetic':
+            raise UniMDError(f"{self.source} was trained on the SYNTHETIC world's rendered features (`unimd demo`), which no real "
+                             f"video gives: train a model on your own videos (README, 'Your own video'), or give it the demo's feature files")
         import open_clip
         from unimd.pretrained import spec_extractor, random_clip
         name, weights = spec_extractor(self.spec)                # the extractor its feature spec names (default ViT-B/32)
