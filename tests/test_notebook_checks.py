@@ -80,8 +80,8 @@ def test_every_exported_cell_has_two_checks(name):
 
 
 # stored outputs and code name no folder of the machine that ran them (issue 18); the other notebooks are being cleaned
-# every notebook but these, whose stored outputs still print temporary folders (/tmp/tmp...) of their runs: next to clean
-STILL_PRINT_TMP = {'06_formats', '21_train', '23_official', '31_predictor', '32_app', '34_own_dataset', '43_check_features'}
+# every notebook but 34, whose dataset config records its feature folder as an absolute path (and `unimd check` prints it)
+STILL_PRINT_TMP = {'34_own_dataset'}
 NO_MACHINE_PATHS = sorted(p.stem for p in NBS.glob('*.ipynb') if p.stem not in STILL_PRINT_TMP)
 MACHINE_PATH = re.compile(r'(?<![\w.])(?:/work/|/home/|/root/|/tmp/|/Users/|/private/var/|[A-Z]:\\{1,2}Users\\)')
 
