@@ -165,10 +165,7 @@ def as_model_config(cfg=None, saved=None) -> ModelConfig:
     if cfg is None and isinstance((saved or {}).get('config'), dict): cfg = saved['config'].get('model') or {}
     if cfg is None or isinstance(cfg, ModelConfig): return cfg or ModelConfig()
     if not isinstance(cfg, dict): raise UniMDError(f"a model config is a ModelConfig or a dict, not {type(cfg).__name__}")
-    known = [f.name for f in dataclasses.fields(ModelConfig)]
-    bad = [str(k)[:40] for k in cfg if k not in known]
-    if bad: raise UniMDError(f"unknown model config key(s) {', '.join(bad[:5])}: written by another unimd version? valid keys: {', '.join(known)}")
-    return ModelConfig(**cfg)
+    return ModelConfig.from_dict(cfg, source='config.json')
 
 # %% ../nbs/16_model.ipynb 22
 MODELS = {}   # ModelConfig.compat -> the class UniMD(cfg) builds; 'unimd' is the class below

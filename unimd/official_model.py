@@ -177,19 +177,6 @@ def f32_ulps(x, n=16) -> float:
     "n units in the last place of float32 at the largest magnitude of x: how far two float32 computations of x may part."
     return n * float(np.spacing(np.float32(np.abs(np.asarray(x, np.float64)).max(initial=1.))))
 
-def candidate_errors(out, pre_nms: dict, cfg, n_classes: int, score_tol=1e-6, ulps=16) -> list:
-    "Pre-NMS candidates of `out` (one video per batch row) against the official `pre_nms` (expected.pt), as sets: what differs."
-    bad = []
-    rows = lambda sc, q, seg: torch.cat([sc[:, None].double(), q[:, None].double(), seg.double()], 1).numpy()
-    for b in range(out.cls_logits.shape[0]):
-        for task, qs in (('tad', slice(0, n_classes)), ('mr', slice(n_classes, None))):
-            e = pre_nms[task][b]
-            prob = torch.sigmoid(out.cls_logits[b][:, qs]) * out.pmask[b][:, None]              # [P, Q]
-            seg, sc, q = official_candidates(prob, out.reg[b][:, qs], out.points, cfg.score_thresh, cfg.pre_nms_topk, cfg.duration_thresh)
-            tol = (score_tol, 0, *[f32_ulps(e['segments'], ulps)] * 2)                        # segments: ulps at their magnitude
-            r = match_sets(rows(sc, q, seg), rows(e['scores'], e['labels'], e['segments']), tol)   # (score, query, start, end)
-            if r['n'][0] != r['n'][1] or r['n_unmatched']: bad.append(f"video {b} {task}: {r}")
-    return bad
 
 # %% ../nbs/23a_official_model.ipynb 30
 def candidate_errors(out, pre_nms: dict, cfg, n_classes: int, score_tol=1e-6, ulps=16) -> list:
